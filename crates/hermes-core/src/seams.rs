@@ -1,0 +1,226 @@
+//! The seams where effects happen. The engine drives plans through these traits only; the CLI
+//! wires real implementations (Docker, Hetzner, AWS, SSH, files) and tests wire in-memory fakes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::resource::{Address, Kind, ObservedResource, Resource, Scope};
+use crate::secret::{Secret, SecretRef};
+
+/// A failure reported by a [`Provider`]. Only what the engine branches on is distinguished.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The object is gone.
+    #[error("`{0}` was not found")]
+    NotFound(String),
+    /// The API asked us to slow down; retrying after the delay may succeed.
+    #[error("rate limited; retry after {retry_after:?}")]
+    RateLimited {
+        /// How long the API asked us to wait.
+        retry_after: Duration,
+    },
+    /// Credentials are missing or refused.
+    #[error("not authorized: {0}")]
+    Auth(String),
+    /// A passing failure (timeout, 5xx, locked object); the same call may succeed later.
+    #[error("{0} (temporary)")]
+    Transient(String),
+    /// Anything else, with a message that names the object and what to do.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A failure to resolve a [`SecretRef`]. Names the reference, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot resolve secret `{reference}`: {reason}")]
+pub struct SecretError {
+    /// The reference that could not be resolved.
+    pub reference: SecretRef,
+    /// Why, and what to do.
+    pub reason: String,
+}
+
+/// Resolves secret references at apply time.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The value behind `reference`.
+    async fn resolve(&self, reference: &SecretRef) -> Result<Secret, SecretError>;
+}
+
+/// What a step may look at while it runs.
+#[derive(Clone)]
+pub struct StepContext {
+    /// The stack and environment.
+    pub scope: Scope,
+    /// Secret resolution.
+    pub secrets: Arc<dyn SecretSource>,
+    /// The world as known when the step started: everything observed, updated with the results
+    /// of the steps finished so far (so an agent step finds the address of the host just created).
+    pub world: Arc<BTreeMap<Address, ObservedResource>>,
+}
+
+/// Observes and changes resources of some kinds: a cloud (hosts, keys, firewalls), the local
+/// Docker engine, or the hosts themselves over SSH (hardening, agents).
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A short name for messages (`local`, `hetzner`, `aws`, `ssh`).
+    fn name(&self) -> &str;
+    /// The kinds this provider manages.
+    fn kinds(&self) -> &[Kind];
+    /// Everything of those kinds that carries `scope`'s ownership labels.
+    async fn observe(
+        &self,
+        scope: &Scope,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Vec<ObservedResource>, ProviderError>;
+    /// Creates `desired` and reports what now exists.
+    async fn create(
+        &self,
+        desired: &Resource,
+        ctx: &StepContext,
+    ) -> Result<ObservedResource, ProviderError>;
+    /// Changes `observed` in place to match `desired`.
+    async fn update(
+        &self,
+        desired: &Resource,
+        observed: &ObservedResource,
+        ctx: &StepContext,
+    ) -> Result<ObservedResource, ProviderError>;
+    /// Deletes `observed` (it carries our ownership labels; the engine checked).
+    async fn delete(
+        &self,
+        observed: &ObservedResource,
+        ctx: &StepContext,
+    ) -> Result<(), ProviderError>;
+}
+
+/// Where and how to reach a host over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEndpoint {
+    /// The host's name in the stack.
+    pub host: String,
+    /// IP address or DNS name.
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// Admin user.
+    pub user: String,
+}
+
+/// What a remote script printed and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit status.
+    pub status: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+/// A failure talking to a host; names the host and the step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("host `{host}`, step `{step}`: {message}")]
+pub struct RemoteError {
+    /// The host's name.
+    pub host: String,
+    /// The step (`connect`, `facts`, `hardening`, ...).
+    pub step: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// One open connection to one host, kept for the whole run.
+#[async_trait]
+pub trait Remote: Send + Sync {
+    /// Runs `script` with `sh -s` on the host, feeding `payload` after it (a tar stream of
+    /// files, for example). `step` names the work for messages and timeouts.
+    async fn run(
+        &self,
+        step: &str,
+        script: &str,
+        payload: &[u8],
+    ) -> Result<ExecOutput, RemoteError>;
+}
+
+/// Opens connections to hosts.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Connects and authenticates to `endpoint`, checking its pinned host key.
+    async fn connect(&self, endpoint: &HostEndpoint) -> Result<Arc<dyn Remote>, RemoteError>;
+}
+
+/// The small state kept per stack and environment. It never holds secret values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Incremented on every save.
+    pub serial: u64,
+    /// Digest of the last plan applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_plan_hash: Option<String>,
+    /// SSH host keys pinned at first contact, by host name (`ssh-ed25519 AAAA...`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_keys: BTreeMap<String, String>,
+    /// Image digests deployed per agent, oldest first (for rollback and promotion).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub image_history: BTreeMap<String, Vec<String>>,
+}
+
+/// Who holds a lock, since when, for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// A random id naming this holding of the lock.
+    pub id: String,
+    /// `user@machine (pid N)`.
+    pub holder: String,
+    /// The operation (`apply`, `destroy`, ...).
+    pub operation: String,
+    /// When the lock was taken, in seconds since the Unix epoch.
+    pub created_unix: u64,
+    /// After this many seconds the lock is considered abandoned and may be taken over.
+    pub ttl_secs: u64,
+    /// The plan being applied, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
+}
+
+/// The answer to a lock attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// The lock is ours.
+    Acquired,
+    /// Someone else holds it.
+    HeldBy(LockInfo),
+}
+
+/// A failure of the state backend; names the backend and the object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state backend {backend}: {message}")]
+pub struct StateError {
+    /// The backend (`local file /path/...`, `s3://bucket/key`).
+    pub backend: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// Stores [`State`] per stack and environment, guarded by a lock with a TTL.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Where the state lives, for messages.
+    fn describe(&self, scope: &Scope) -> String;
+    /// Takes the lock for `scope` unless a live lock is held by someone else. A lock older than
+    /// its TTL is taken over.
+    async fn try_lock(&self, scope: &Scope, info: &LockInfo) -> Result<LockAttempt, StateError>;
+    /// Releases the lock with id `lock_id` (a lock held by someone else is left alone).
+    async fn unlock(&self, scope: &Scope, lock_id: &str) -> Result<(), StateError>;
+    /// The state, or the default state when none was saved yet.
+    async fn load(&self, scope: &Scope) -> Result<State, StateError>;
+    /// Saves the state; refuses unless `lock_id` holds the lock.
+    async fn save(&self, scope: &Scope, state: &State, lock_id: &str) -> Result<(), StateError>;
+}
