@@ -1,4 +1,4 @@
-//! Diagnostics: what is wrong, where (file:line:column), and how to fix it.
+//! Diagnostics: what is wrong, where (`file:line:column`), and how to fix it.
 
 use std::fmt;
 use std::ops::Range;
@@ -65,10 +65,12 @@ fn render(diagnostics: &[Diagnostic]) -> String {
         out.push_str(&d.to_string());
     }
     let n = diagnostics.len();
-    out.push_str(&format!(
-        "\n{n} error{} in the stack file",
-        if n == 1 { "" } else { "s" }
-    ));
+    let plural = if n == 1 { "" } else { "s" };
+    out.push('\n');
+    out.push_str(&n.to_string());
+    out.push_str(" error");
+    out.push_str(plural);
+    out.push_str(" in the stack file");
     out
 }
 
@@ -86,11 +88,20 @@ impl LoadError {
 pub(crate) struct LineIndex<'a> {
     source: &'a str,
     file: &'a Path,
+    /// Byte offset of the start of every line.
+    starts: Vec<usize>,
 }
 
 impl<'a> LineIndex<'a> {
     pub(crate) fn new(file: &'a Path, source: &'a str) -> Self {
-        Self { source, file }
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            source,
+            file,
+            starts,
+        }
     }
 
     pub(crate) fn at(
@@ -100,10 +111,17 @@ impl<'a> LineIndex<'a> {
         message: String,
         help: Option<String>,
     ) -> Diagnostic {
-        let offset = span.map_or(0, |s| s.start.min(self.source.len()));
-        let before = &self.source[..floor_char_boundary(self.source, offset)];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let offset = floor_char_boundary(
+            self.source,
+            span.map_or(0, |s| s.start.min(self.source.len())),
+        );
+        let line = self.starts.partition_point(|&start| start <= offset).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or_default();
+        let column = self
+            .source
+            .get(start..offset)
+            .map_or(0, |l| l.chars().count())
+            + 1;
         Diagnostic {
             file: self.file.to_path_buf(),
             line,
@@ -122,17 +140,24 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
+/// The closest of `candidates` to `word`, when it is close enough to be a likely typo, or else
+/// the one that `word` abbreviates or extends (`prod` for `production`).
 pub(crate) fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+    let candidates: Vec<&'c str> = candidates.into_iter().collect();
+    let close = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len())
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    close.or_else(|| {
+        candidates.into_iter().find(|c| {
+            c.len() >= 3 && word.len() >= 3 && (word.starts_with(c) || c.starts_with(word))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -151,6 +176,11 @@ mod tests {
         );
         assert_eq!((d.line, d.column), (2, 6));
         assert_eq!(idx.at(None, None, "m".into(), None).line, 1);
+        let end = idx.at(Some(src.len()..src.len()), None, "m".into(), None);
+        assert_eq!((end.line, end.column), (3, 1));
+        let empty = LineIndex::new(Path::new("e.toml"), "");
+        let d = empty.at(Some(5..6), None, "m".into(), None);
+        assert_eq!((d.line, d.column), (1, 1));
     }
 
     #[test]
@@ -164,5 +194,10 @@ mod tests {
             Some("hetzner")
         );
         assert_eq!(did_you_mean("zzzzzz", ["memory", "cpus"]), None);
+        assert_eq!(
+            did_you_mean("production", ["staging", "prod"]),
+            Some("prod")
+        );
+        assert_eq!(did_you_mean("ab", ["abcdefgh"]), None);
     }
 }

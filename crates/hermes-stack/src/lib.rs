@@ -1,11 +1,12 @@
 //! The stack file of `hermes-infra`: its format (version 1), per-environment overlays,
-//! validation with file:line:column and a fix for every error, and its JSON schema.
+//! validation with `file:line:column` and a fix for every error, and its JSON schema.
 //!
 //! Loading is pure apart from reading the one file: no network, no SSH, no cloud call, and no
 //! secret is resolved here (secrets are references until apply time). The result,
 //! [`LoadedStack`], is what the planner turns into desired resources.
 
 mod diagnostic;
+mod explain;
 mod load;
 mod model;
 mod validate;
@@ -13,7 +14,7 @@ pub mod values;
 pub mod wire;
 
 pub use diagnostic::{Diagnostic, LoadError};
-pub use load::{DEFAULT_ENV, load, load_str};
+pub use load::{DEFAULT_ENV, load, load_all, load_str};
 pub use model::{HostSpec, LOCAL_DEFAULT_SIZE, LoadedStack};
 pub use wire::StackFile;
 

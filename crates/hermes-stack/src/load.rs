@@ -8,6 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, LineIndex, LoadError, did_you_mean};
+use crate::explain;
 use crate::model::{self, LoadedStack};
 use crate::validate::{self, KeyPath, Problem};
 use crate::wire::StackFile;
@@ -24,18 +25,55 @@ pub fn load(path: &Path, env: Option<&str>) -> Result<LoadedStack, LoadError> {
     load_str(path, &source, env)
 }
 
+/// Reads the stack file at `path` and loads it for every environment it declares (or the one
+/// implicit `default` environment), so that every overlay is checked. Problems shared by several
+/// environments are reported once.
+pub fn load_all(path: &Path) -> Result<Vec<LoadedStack>, LoadError> {
+    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let envs = match DeTable::parse(&source) {
+        Ok(root) => declared_environments(root.get_ref()),
+        Err(_) => Vec::new(),
+    };
+    let envs = if envs.is_empty() {
+        vec![DEFAULT_ENV.to_owned()]
+    } else {
+        envs
+    };
+    let mut loaded = Vec::new();
+    let mut diagnostics: Vec<Diagnostic> = Vec::new();
+    for env in &envs {
+        match load_str(path, &source, Some(env)) {
+            Ok(stack) => loaded.push(stack),
+            Err(LoadError::Invalid(found)) => {
+                for d in found {
+                    if !diagnostics.contains(&d) {
+                        diagnostics.push(d);
+                    }
+                }
+            }
+            Err(read) => return Err(read),
+        }
+    }
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    if diagnostics.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(LoadError::Invalid(diagnostics))
+    }
+}
+
 /// Loads a stack from `source`, reporting problems against `path`.
 pub fn load_str(path: &Path, source: &str, env: Option<&str>) -> Result<LoadedStack, LoadError> {
     let index = LineIndex::new(path, source);
     let invalid = |d: Diagnostic| LoadError::Invalid(vec![d]);
 
     let mut root = DeTable::parse(source).map_err(|e| {
-        invalid(index.at(
-            e.span(),
-            None,
-            format!("TOML syntax: {}", e.message().trim()),
-            None,
-        ))
+        let span = e.span();
+        let (message, help) = explain::syntax_error(source, span.as_ref(), e.message());
+        invalid(index.at(span, None, message, help))
     })?;
 
     let declared = declared_environments(root.get_ref());
@@ -59,8 +97,9 @@ pub fn load_str(path: &Path, source: &str, env: Option<&str>) -> Result<LoadedSt
     let located = root.clone();
     let file: StackFile = serde::Deserialize::deserialize(toml::de::Deserializer::from(root))
         .map_err(|e| {
-            let (message, help) = explain_serde(e.message());
-            invalid(index.at(e.span(), None, message, help))
+            let span = e.span();
+            let x = explain::serde_error(located.get_ref(), source, span.as_ref(), e.message());
+            invalid(index.at(span, x.key, x.message, x.help))
         })?;
 
     let expanded = model::expand(&file, env.clone());
@@ -123,6 +162,14 @@ fn choose_env(
                 .map(|m| format!("did you mean `--env {m}`?"))
                 .or_else(|| Some(format!("add \"{env}\" to `environments`"))),
         )),
+        None if require && declared.is_empty() => Err((
+            root.get("require-env").map(Spanned::span),
+            "`require-env = true` but no environments are declared".to_owned(),
+            Some(
+                "declare them: environments = [\"staging\", \"prod\"], or remove `require-env`"
+                    .to_owned(),
+            ),
+        )),
         None if require => Err((
             root.get("require-env").map(Spanned::span),
             "this stack requires an explicit environment (`require-env = true`)".to_owned(),
@@ -157,7 +204,7 @@ fn take_overlay<'i>(
     let mut chosen = None;
     for (key, value) in overlays {
         let name = key.get_ref().to_string();
-        if !declared.iter().any(|d| *d == name) {
+        if !declared.contains(&name) {
             problems.push((
                 Some(key.span()),
                 format!("overlay for undeclared environment `{name}`"),
@@ -204,55 +251,14 @@ fn merge<'i>(base: &mut DeTable<'i>, overlay: DeTable<'i>) {
     }
 }
 
-/// Rewrites serde's messages into ours: "key" instead of "field", with a suggestion.
-fn explain_serde(message: &str) -> (String, Option<String>) {
-    let message = message.trim();
-    for (prefix, noun) in [("unknown field `", "key"), ("unknown variant `", "value")] {
-        let Some(rest) = message.strip_prefix(prefix) else {
-            continue;
-        };
-        let Some((word, expected)) = rest.split_once('`') else {
-            continue;
-        };
-        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        let list = candidates
-            .iter()
-            .map(|c| format!("`{c}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let help = match (
-            did_you_mean(word, candidates.iter().copied()),
-            candidates.is_empty(),
-        ) {
-            (Some(m), _) => Some(format!("did you mean `{m}`? Expected one of: {list}")),
-            (None, false) => Some(format!("expected one of: {list}")),
-            (None, true) => Some("this table takes no keys".to_owned()),
-        };
-        return (format!("unknown {noun} `{word}`"), help);
-    }
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let field = rest.trim_end_matches('`');
-        return (
-            format!("missing key `{field}`"),
-            Some(format!("add `{field} = ...` to this table")),
-        );
-    }
-    if message.starts_with("wrong number of keys")
-        || message.contains("expected a table with exactly one key")
-    {
-        return (
-            "this table must have exactly one of its kinds".to_owned(),
-            Some("keep one, for example only [provider.hetzner]".to_owned()),
-        );
-    }
-    (
-        message.replace("invalid type: ", "wrong type: found "),
-        None,
-    )
-}
-
 fn locate(index: &LineIndex<'_>, root: &DeTable<'_>, problem: Problem) -> Diagnostic {
-    let span = span_of(root, &problem.path);
+    let span = match span_of(root, &problem.path, problem.on_key) {
+        None => problem
+            .fallback
+            .as_ref()
+            .and_then(|f| span_of(root, f, false)),
+        found => found,
+    };
     index.at(
         span,
         Some(problem.path.to_string()),
@@ -261,39 +267,36 @@ fn locate(index: &LineIndex<'_>, root: &DeTable<'_>, problem: Problem) -> Diagno
     )
 }
 
-/// The span of the deepest value along `path` that exists.
-fn span_of(root: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>> {
+/// The span of the deepest value along `path` that exists, or of the last key of `path` when
+/// `on_key` and the whole path exists.
+fn span_of(root: &DeTable<'_>, path: &KeyPath, on_key: bool) -> Option<Range<usize>> {
     let mut span = None;
     let mut table = Some(root);
     let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
+    let mut whole = true;
+    let mut key_span = None;
     for seg in path.segments() {
         let next = match (seg, table, array) {
-            (validate::Seg::Key(k), Some(t), _) => t.get(k.as_str()),
-            (validate::Seg::Index(i), _, Some(a)) => a.get(*i),
+            (validate::Seg::Key(k), Some(t), _) => t.get_key_value(k.as_str()).map(|(key, v)| {
+                key_span = Some(key.span());
+                v
+            }),
+            (validate::Seg::Index(i), _, Some(a)) => {
+                key_span = None;
+                a.get(*i)
+            }
             _ => None,
         };
-        let Some(next) = next else { break };
+        let Some(next) = next else {
+            whole = false;
+            break;
+        };
         span = Some(next.span());
         table = next.get_ref().as_table();
         array = next.get_ref().as_array().map(|a| &a[..]);
     }
-    span
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_messages_become_ours() {
-        let (m, h) =
-            explain_serde("unknown field `memroy`, expected one of `memory`, `cpus`, `pids`");
-        assert_eq!(m, "unknown key `memroy`");
-        assert_eq!(
-            h.unwrap(),
-            "did you mean `memory`? Expected one of: `memory`, `cpus`, `pids`"
-        );
-        let (m, _) = explain_serde("missing field `host`");
-        assert_eq!(m, "missing key `host`");
+    match key_span {
+        Some(k) if on_key && whole => Some(k),
+        _ => span,
     }
 }

@@ -1,5 +1,7 @@
 //! Every example stack in `stacks/` loads in every environment it declares.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 fn stacks() -> Vec<PathBuf> {
@@ -93,4 +95,34 @@ fn require_env_refuses_to_guess() {
     let err = hermes_stack::load(&path, None).unwrap_err().to_string();
     assert!(err.contains("requires an explicit environment"), "{err}");
     assert!(err.contains("aws-bedrock.toml:7:15:"), "{err}");
+}
+
+#[test]
+fn load_all_checks_every_overlay_even_of_environments_not_asked_for() {
+    let dir = std::env::temp_dir().join(format!("hermes-load-all-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.toml");
+    let text = "version = 1\nname = \"s\"\nenvironments = [\"dev\", \"prod\"]\n[hosts.a]\n[overlay.prod.hosts.a]\nsise = \"large\"\n[overlay.dev.hosts.a]\nsize = \"huge\"\n";
+    std::fs::write(&path, text).unwrap();
+    // Each environment alone reports only its own overlay's problem...
+    assert_eq!(
+        hermes_stack::load(&path, Some("dev"))
+            .unwrap_err()
+            .diagnostics()
+            .len(),
+        1
+    );
+    // ...while load_all reports both, each at its own line.
+    let err = hermes_stack::load_all(&path).unwrap_err();
+    let lines: Vec<usize> = err.diagnostics().iter().map(|d| d.line).collect();
+    assert_eq!(lines, [6, 8], "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn load_all_gives_one_stack_per_environment() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stacks/aws-bedrock.toml");
+    let all = hermes_stack::load_all(&path).unwrap();
+    let envs: Vec<&str> = all.iter().map(|s| s.env.as_str()).collect();
+    assert_eq!(envs, ["staging", "prod"]);
 }

@@ -49,6 +49,8 @@ pub struct Agent {
 /// Which API a model is reached through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
+// Vendor names as vendors write them: these doc comments are the JSON schema's descriptions.
+#[allow(clippy::doc_markdown)]
 pub enum ModelProvider {
     /// OpenAI (`api.openai.com`).
     Openai,

@@ -9,6 +9,8 @@ use hermes_core::SecretRef;
 /// The Hermes Agent image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+// "PyPI" as it is written: these doc comments are the JSON schema's descriptions.
+#[allow(clippy::doc_markdown)]
 pub struct Image {
     /// Build the image from `templates/` with this `hermes-agent` version from PyPI.
     #[serde(default = "default_hermes_version")]

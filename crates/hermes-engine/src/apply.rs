@@ -1,0 +1,187 @@
+//! [`Engine::apply`]: refusals, lock, world check, steps, state, unlock.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use hermes_core::seams::LockInfo;
+use hermes_plan::{PLAN_FORMAT, Plan};
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::event::Event;
+use crate::lock::Taken;
+use crate::observe::observed_digest;
+use crate::report::ApplyReport;
+use crate::run::Run;
+use crate::schedule::{Schedule, schedule};
+
+/// How to apply a plan.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Allow replacements and deletions (`--allow-destroy`).
+    pub allow_destroy: bool,
+    /// How long to wait for a lock held by another run (`--lock-wait`); zero fails at once.
+    pub lock_wait: Duration,
+    /// Who is running, recorded in the lock (`user@machine (pid N)`).
+    pub holder: String,
+    /// What is being done, recorded in the lock (`apply`, `kill`, ...).
+    pub operation: String,
+    /// Fire to stop (Ctrl-C): no new step starts, running steps finish, the lock is released and
+    /// the report comes back with `interrupted`. Fire this rather than dropping the future, which
+    /// would leave the lock to expire.
+    pub cancel: CancellationToken,
+}
+
+impl Engine {
+    /// Applies `plan`.
+    ///
+    /// In order: refuses destructive changes unless `allow_destroy`, changes no provider handles
+    /// and inconsistent plans (before the lock is taken or anything is called); takes the lock,
+    /// waiting up to `lock_wait`; observes again and refuses if the world differs from what the
+    /// plan saw; runs the destroy phase, then the create phase; saves the state with this plan's
+    /// hash if every step succeeded; releases the lock whatever happened.
+    ///
+    /// A failed step or a cancellation is not an error: the report lists what was done, what
+    /// failed and what did not start (check [`ApplyReport::is_success`]). Errors raised after steps
+    /// ran ([`EngineError::StateNotSaved`], [`EngineError::LockNotReleased`]) carry the report too
+    /// ([`EngineError::report`]). When the lock cannot be released after another error, that
+    /// error is returned and the release failure is logged (the lock then expires with its TTL).
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        options: ApplyOptions,
+    ) -> Result<ApplyReport, EngineError> {
+        let scope = &plan.scope;
+        if plan.format != PLAN_FORMAT {
+            return Err(EngineError::UnsupportedPlanFormat {
+                found: plan.format,
+                expected: PLAN_FORMAT,
+            });
+        }
+        let destructive: Vec<_> = plan
+            .destructive()
+            .map(|c| (c.address.clone(), c.action))
+            .collect();
+        if !options.allow_destroy && !destructive.is_empty() {
+            return Err(EngineError::DestroyNotAllowed {
+                scope: scope.clone(),
+                destructive,
+            });
+        }
+        if let Some(change) = plan
+            .changes
+            .iter()
+            .find(|c| self.provider_for(c.address.kind).is_none())
+        {
+            return Err(EngineError::NoProvider {
+                address: change.address.clone(),
+                kind: change.address.kind,
+                handled: self.handled_kinds(),
+            });
+        }
+        let schedule = schedule(plan)?;
+        let plan_hash = plan.hash();
+        let report = ApplyReport::new(plan_hash.clone());
+        let lock = self.lock_info(&options.holder, &options.operation, &plan_hash);
+
+        let taken = self
+            .take_lock(scope, &lock, options.lock_wait, &options.cancel)
+            .await?;
+        if taken == Taken::Cancelled {
+            return Ok(self.cancelled_before_steps(report, &schedule));
+        }
+        self.reporter.event(&Event::LockAcquired);
+
+        let outcome = self
+            .apply_locked(plan, &schedule, &options.cancel, &lock, report)
+            .await;
+        let released = self.store.unlock(scope, &lock.id).await;
+        match (outcome, released) {
+            (outcome, Ok(())) => {
+                tracing::debug!(%scope, "lock released");
+                outcome
+            }
+            (Ok(report), Err(source)) => Err(EngineError::LockNotReleased {
+                scope: scope.clone(),
+                report: Box::new(report),
+                ttl: self.lock_ttl,
+                source,
+            }),
+            (Err(error), Err(source)) => {
+                tracing::error!(%scope, error = %source, "the lock could not be released; it will expire");
+                Err(error)
+            }
+        }
+    }
+
+    /// The part of an apply that runs under the lock.
+    async fn apply_locked(
+        &self,
+        plan: &Plan,
+        schedule: &Schedule,
+        cancel: &CancellationToken,
+        lock: &LockInfo,
+        report: ApplyReport,
+    ) -> Result<ApplyReport, EngineError> {
+        let scope = &plan.scope;
+        let observed = tokio::select! {
+            observed = self.observe(scope) => observed?,
+            () = cancel.cancelled() => return Ok(self.cancelled_before_steps(report, schedule)),
+        };
+        let found = observed_digest(&observed);
+        if found != plan.observed_digest {
+            return Err(EngineError::WorldMoved {
+                scope: scope.clone(),
+                planned: plan.observed_digest.clone(),
+                found,
+            });
+        }
+        let world: BTreeMap<_, _> = observed
+            .into_iter()
+            .map(|o| (o.address.clone(), o))
+            .collect();
+
+        let mut run = Run::new(self, scope, cancel, world, report, schedule.len());
+        run.phase(&schedule.destroy).await;
+        run.phase(&schedule.create).await;
+        let mut report = run.finish();
+        if !report.is_success() {
+            tracing::info!(%scope, "not every step succeeded; the state is left as it was");
+            return Ok(report);
+        }
+
+        let saved = async {
+            let mut state = self.store.load(scope).await?;
+            state.serial += 1;
+            state.last_plan_hash = Some(report.plan_hash.clone());
+            self.store.save(scope, &state, &lock.id).await?;
+            Ok(state.serial)
+        };
+        match saved.await {
+            Ok(serial) => {
+                report.state_serial = Some(serial);
+                Ok(report)
+            }
+            Err(source) => Err(EngineError::StateNotSaved {
+                scope: scope.clone(),
+                report: Box::new(report),
+                source,
+            }),
+        }
+    }
+
+    /// The report of a run cancelled before any step started.
+    fn cancelled_before_steps(&self, mut report: ApplyReport, schedule: &Schedule) -> ApplyReport {
+        report.interrupted = true;
+        report.not_started = schedule
+            .steps()
+            .map(crate::schedule::Step::to_ref)
+            .collect();
+        self.reporter.event(&Event::Cancelled {
+            not_started: report.not_started.len(),
+        });
+        report
+    }
+}

@@ -1,0 +1,73 @@
+//! The example stacks planned against an empty world: the text form is snapshotted, and the
+//! plans hold secret references, never values.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::path::Path;
+
+fn load(name: &str, env: &str) -> hermes_stack::LoadedStack {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../stacks")
+        .join(name);
+    hermes_stack::load(&path, Some(env)).unwrap()
+}
+
+#[test]
+fn example_stacks_plan_from_nothing() {
+    for (file, env) in [
+        ("local.toml", "dev"),
+        ("hetzner-solo.toml", "prod"),
+        ("aws-bedrock.toml", "staging"),
+        ("aws-bedrock.toml", "prod"),
+        ("multi-tenant.toml", "prod"),
+    ] {
+        let stack = load(file, env);
+        let desired = hermes_plan::desired(&stack);
+        let plan = hermes_plan::plan(&desired, &[]);
+        assert_eq!(plan.summary.create, desired.resources.len());
+        let text = hermes_plan::text::render(&plan, false);
+        insta::assert_snapshot!(format!("{file}-{env}"), text);
+    }
+}
+
+#[test]
+fn every_dependency_points_at_a_resource_of_the_plan() {
+    let stack = load("multi-tenant.toml", "prod");
+    let desired = hermes_plan::desired(&stack);
+    let addresses: Vec<_> = desired.resources.iter().map(|r| &r.address).collect();
+    for r in &desired.resources {
+        for d in &r.depends_on {
+            assert!(
+                addresses.contains(&d),
+                "{} depends on missing {d}",
+                r.address
+            );
+        }
+    }
+}
+
+#[test]
+fn plans_carry_secret_references_not_values() {
+    let stack = load("hetzner-solo.toml", "prod");
+    let plan = hermes_plan::plan(&hermes_plan::desired(&stack), &[]);
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(json.contains("env:TELEGRAM_BOT_TOKEN"));
+    assert!(json.contains("env:OPENAI_API_KEY"));
+}
+
+#[test]
+fn agents_reach_their_model_and_messaging_hosts_by_default() {
+    let stack = load("hetzner-solo.toml", "prod");
+    let desired = hermes_plan::desired(&stack);
+    let agent = desired
+        .resources
+        .iter()
+        .find(|r| r.address.to_string() == "agent.me")
+        .unwrap();
+    assert_eq!(
+        agent.attrs["egress"],
+        serde_json::json!(["api.anthropic.com", "api.openai.com", "api.telegram.org"])
+    );
+}

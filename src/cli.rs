@@ -1,0 +1,151 @@
+//! Command-line arguments (clap). Arguments are turned into plain settings before any command
+//! runs; nothing below the CLI sees clap types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hermes-infra: from an empty cloud account to hardened, self-hosted Hermes Agent deployments,
+/// from one TOML stack file.
+#[derive(Debug, Parser)]
+#[command(name = "hermes-infra", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub(crate) struct GlobalArgs {
+    /// More detail on standard error (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Colour: auto (on a terminal, unless `NO_COLOR` is set), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub(crate) color: ColorChoice,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Output format of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The stack file and environment a command works on.
+#[derive(Debug, Args)]
+pub(crate) struct StackArgs {
+    /// The stack file.
+    pub(crate) stack: PathBuf,
+    /// Environment (one of the stack's `environments`).
+    #[arg(short, long, env = "HERMES_INFRA_ENV")]
+    pub(crate) env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Write a commented starter stack file.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "stack.toml")]
+        path: PathBuf,
+        /// The stack's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a stack file without contacting anything.
+    Validate {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show what apply would change, everywhere.
+    Plan {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+        /// Exit 0 when there is nothing to change, 2 when there are changes, 1 on errors.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Save the plan to FILE; `apply FILE` then applies exactly it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Make the world match the stack (or apply a saved plan).
+    Apply {
+        /// A stack file, or a plan saved with `plan --out`.
+        target: PathBuf,
+        /// Environment (stack files only; a saved plan knows its own).
+        #[arg(short, long, env = "HERMES_INFRA_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Delete everything the stack created in an environment.
+    Destroy {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Print the JSON Schema of the stack file format.
+    Schema,
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Options of commands that change things.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RunArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub(crate) yes: bool,
+    /// Allow changes that destroy something (replacements and deletions).
+    #[arg(long)]
+    pub(crate) allow_destroy: bool,
+    /// Wait up to this long for a lock held by another run (e.g. `30s`, `5m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s")]
+    pub(crate) lock_wait: Duration,
+    /// Result format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) output: OutputFormat,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. `30s` or `5m`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
