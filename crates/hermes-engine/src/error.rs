@@ -37,8 +37,8 @@ pub enum EngineError {
     },
     /// A change concerns a kind that no configured provider manages.
     #[error(
-        "no provider handles `{address}` (kind `{kind}`); the configured providers handle {}; \
-         check the stack's `provider` section, or make a new plan",
+        "nothing in this run can apply `{address}`: no configured provider manages `{kind}` \
+         resources (they manage {}); nothing was changed",
         kinds_list(.handled)
     )]
     NoProvider {

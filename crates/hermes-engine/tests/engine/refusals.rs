@@ -52,7 +52,7 @@ async fn a_change_no_provider_handles_is_refused_before_anything_happens() {
 
     let message = err.to_string();
     assert!(
-        message.starts_with("no provider handles `host-hardening.h1` (kind `host-hardening`)"),
+        message.starts_with("nothing in this run can apply `host-hardening.h1`: no configured provider manages `host-hardening`"),
         "{message}"
     );
     assert!(
