@@ -262,3 +262,27 @@ fn a_lock_held_by_another_run_is_reported_with_holder_and_age() {
         "another run's lock must never be removed"
     );
 }
+
+#[test]
+fn plan_output_is_plain_off_a_terminal_coloured_on_request_and_json_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("stack.toml");
+    std::fs::write(
+        &stack,
+        format!("version = 1\nname = \"{}\"\n[hosts.a]\n", unique("colour")),
+    )
+    .unwrap();
+    let s = stack.to_str().unwrap();
+    let plain = hermes(&["plan", s]).run();
+    assert_eq!(plain.code, 0, "{plain:?}");
+    assert!(plain.stdout.contains("+   host.a"), "{}", plain.stdout);
+    assert!(!plain.stdout.contains('\u{1b}'), "no colour off a terminal");
+    let coloured = hermes(&["plan", s, "--color", "always"]).run();
+    assert!(coloured.stdout.contains("\u{1b}["), "colour when asked");
+    let json = hermes(&["plan", s, "--output", "json"]).run();
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(plan["summary"]["create"], 3);
+    assert_eq!(plan["changes"][0]["address"], "host.a");
+    assert_eq!(plan["changes"][0]["action"], "create");
+    assert_eq!(plan["changes"][0]["reason"], "new in the stack");
+}

@@ -235,6 +235,11 @@ impl Resource {
     }
 }
 
+/// Attribute of an observed host: its SSH host public key (`ssh-ed25519 AAAA...`), as read by
+/// the provider through a trusted channel (the local Docker engine, a cloud's console). The engine
+/// pins it in the state when the host is created.
+pub const HOST_KEY_ATTR: &str = "host-key";
+
 /// A resource as a provider found it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservedResource {

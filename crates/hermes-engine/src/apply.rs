@@ -13,7 +13,7 @@ use crate::error::EngineError;
 use crate::event::Event;
 use crate::lock::Taken;
 use crate::observe::observed_digest;
-use crate::report::ApplyReport;
+use crate::report::{ApplyReport, StepAction};
 use crate::run::Run;
 use crate::schedule::{Schedule, schedule};
 
@@ -146,16 +146,28 @@ impl Engine {
         let mut run = Run::new(self, scope, cancel, world, report, schedule.len());
         run.phase(&schedule.destroy).await;
         run.phase(&schedule.create).await;
-        let mut report = run.finish();
-        if !report.is_success() {
+        let (mut report, world) = run.finish();
+        let pins = host_key_pins(&report, &world);
+        if !report.is_success() && pins.is_empty() {
             tracing::info!(%scope, "not every step succeeded; the state is left as it was");
             return Ok(report);
         }
 
+        let success = report.is_success();
         let saved = async {
             let mut state = self.store.load(scope).await?;
             state.serial += 1;
-            state.last_plan_hash = Some(report.plan_hash.clone());
+            for (host, key) in pins {
+                match key {
+                    Some(key) => state.host_keys.insert(host, key),
+                    None => state.host_keys.remove(&host),
+                };
+            }
+            if success {
+                state.last_plan_hash = Some(report.plan_hash.clone());
+            } else {
+                tracing::info!(%scope, "not every step succeeded; only host key pins are saved");
+            }
             self.store.save(scope, &state, &lock.id).await?;
             Ok(state.serial)
         };
@@ -184,4 +196,35 @@ impl Engine {
         });
         report
     }
+}
+
+/// Host key pins to record: the key of every host this run created (or replaced), read from
+/// what its provider reported, and removal of the pin of every host it deleted. Pins are saved
+/// even when other steps failed: losing one would mean trusting the host's key blindly at the
+/// next contact.
+fn host_key_pins(
+    report: &ApplyReport,
+    world: &BTreeMap<hermes_core::Address, hermes_core::ObservedResource>,
+) -> Vec<(String, Option<String>)> {
+    let mut pins = Vec::new();
+    for done in report
+        .done
+        .iter()
+        .filter(|d| d.address.kind == hermes_core::Kind::Host)
+    {
+        match done.action {
+            StepAction::Create | StepAction::ReplaceCreate => {
+                let key = world
+                    .get(&done.address)
+                    .and_then(|o| o.attrs.get(hermes_core::resource::HOST_KEY_ATTR))
+                    .and_then(|v| v.as_str());
+                if let Some(key) = key {
+                    pins.push((done.address.name.clone(), Some(key.to_owned())));
+                }
+            }
+            StepAction::Delete => pins.push((done.address.name.clone(), None)),
+            StepAction::Update | StepAction::ReplaceDestroy => {}
+        }
+    }
+    pins
 }

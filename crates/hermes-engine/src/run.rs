@@ -68,9 +68,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The report so far.
-    pub(crate) fn finish(self) -> ApplyReport {
-        self.report
+    /// The report, and the world as the finished steps left it.
+    pub(crate) fn finish(self) -> (ApplyReport, Arc<BTreeMap<Address, ObservedResource>>) {
+        (self.report, self.world)
     }
 
     /// Runs `steps` (one phase). Once stopped, nothing more starts, in this phase or later ones;

@@ -2,6 +2,7 @@
 
 mod cancel;
 mod failure;
+mod host_keys;
 mod lock;
 mod observe;
 mod ordering;
