@@ -90,6 +90,8 @@ pub(crate) enum Command {
         /// Save the plan to FILE; `apply FILE` then applies exactly it.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        targets: TargetArgs,
     },
     /// Make the world match the stack (or apply a saved plan).
     Apply {
@@ -100,6 +102,8 @@ pub(crate) enum Command {
         env: Option<String>,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        targets: TargetArgs,
     },
     /// Delete everything the stack created in an environment.
     Destroy {
@@ -107,6 +111,39 @@ pub(crate) enum Command {
         stack: StackArgs,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        targets: TargetArgs,
+    },
+    /// Show every host: power state, address, pinned key, and pending changes.
+    Status {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Open a shell on a host (or run a command: `-- CMD...`), checking its pinned host key.
+    Ssh {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The host's name.
+        host: String,
+        /// The host was rebuilt on purpose: pin the key it presents now.
+        #[arg(long)]
+        accept_new_host_key: bool,
+        /// A command to run instead of a shell.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Power a host off (a clean shutdown) or on again.
+    Power {
+        /// `on` or `off`.
+        #[arg(value_enum)]
+        state: PowerState,
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The host's name.
+        host: String,
     },
     /// Print the JSON Schema of the stack file format.
     Schema,
@@ -115,6 +152,25 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Power states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PowerState {
+    On,
+    Off,
+}
+
+/// Narrowing a plan.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct TargetArgs {
+    /// Only this resource (`host.web-1`) or kind (`host`), and what it depends on; repeatable.
+    #[arg(long = "target", value_name = "ADDRESS|KIND", value_parser = parse_target)]
+    pub(crate) targets: Vec<hermes_plan::Target>,
+}
+
+fn parse_target(s: &str) -> Result<hermes_plan::Target, String> {
+    s.parse()
 }
 
 /// Options of commands that change things.

@@ -28,6 +28,8 @@ pub(crate) enum Outcome {
     Failed,
     /// Stopped by Ctrl-C; what was done has been reported.
     Interrupted,
+    /// A command run on a host (`ssh HOST -- CMD`) ended with this status.
+    Code(u8),
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::Failed => 1,
             Outcome::Changes => 2,
             Outcome::Interrupted => 130,
+            Outcome::Code(n) => n,
         }
     }
 }

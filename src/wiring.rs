@@ -1,22 +1,24 @@
 //! Wires real implementations into the engine for one loaded stack: the provider of its
-//! hosts, its state store, secret resolution, and a reporter that prints progress.
+//! hosts, its state store, secret resolution, and a reporter that prints progress. Local stacks
+//! also get `hermes-infra`'s own admin key, kept beside the state.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use hermes_core::seams::Provider;
 use hermes_engine::{Engine, Event, Reporter};
+use hermes_provider_local::{Admin, LocalProvider};
 use hermes_stack::LoadedStack;
 use hermes_stack::wire::{Provider as ProviderConfig, State as StateConfig};
 
 use crate::output::Printer;
 use crate::secrets::LocalSecrets;
 
-/// Per-call timeout of the local Docker client.
-const DOCKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per-call timeout of the local Docker client (an image import can take a minute or two).
+const DOCKER_TIMEOUT: Duration = Duration::from_mins(5);
 
 /// The folder a stack file lives in (relative paths in the stack start there).
 pub(crate) fn stack_dir(stack: &LoadedStack) -> PathBuf {
@@ -27,22 +29,21 @@ pub(crate) fn stack_dir(stack: &LoadedStack) -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-fn providers(stack: &LoadedStack) -> anyhow::Result<Vec<Arc<dyn Provider>>> {
-    match &stack.file.provider {
-        ProviderConfig::Local(_) => Ok(vec![Arc::new(hermes_provider_local::LocalProvider::new(
-            DOCKER_TIMEOUT,
-        ))]),
-        other => bail!(
-            "the `{}` provider is not available in this build of hermes-infra yet: `validate` checks \
-             this stack, but `plan` and `apply` need to observe its hosts",
-            other.name()
-        ),
-    }
+/// Everything a command needs to act on one stack and environment.
+pub(crate) struct Wired {
+    pub(crate) engine: Engine,
+    pub(crate) store: Arc<hermes_state::LocalStateStore>,
+    /// The local provider, for local stacks (power, host keys, addresses).
+    pub(crate) local: Option<Arc<LocalProvider>>,
+    /// The private key `hermes-infra` logs in with.
+    pub(crate) admin_key: Option<PathBuf>,
+    /// The admin user on every host.
+    pub(crate) admin_user: String,
 }
 
-fn state_root(stack: &LoadedStack) -> anyhow::Result<PathBuf> {
+fn data_dir(stack: &LoadedStack) -> anyhow::Result<PathBuf> {
     match &stack.file.state {
-        StateConfig::Local(local) => Ok(stack_dir(stack).join(&local.path).join("state")),
+        StateConfig::Local(local) => Ok(stack_dir(stack).join(&local.path)),
         StateConfig::S3(s3) => bail!(
             "the S3 state backend (bucket `{}`) is not available in this build yet; use [state.local]",
             s3.bucket
@@ -50,15 +51,66 @@ fn state_root(stack: &LoadedStack) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// The engine for `stack`.
-pub(crate) fn engine(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Engine> {
-    let store = Arc::new(hermes_state::LocalStateStore::new(state_root(stack)?));
+/// The stack's own admin key: `<state dir>/keys/<stack>/<env>/id_ed25519`, made on first use.
+fn admin_key(stack: &LoadedStack) -> anyhow::Result<hermes_remote::AdminKey> {
+    let path = data_dir(stack)?
+        .join("keys")
+        .join(stack.name())
+        .join(&stack.env)
+        .join("id_ed25519");
+    hermes_remote::ensure_admin_key(
+        &path,
+        &format!("hermes-infra {}/{}", stack.name(), stack.env),
+    )
+    .with_context(|| format!("the admin key `{}`", path.display()))
+}
+
+/// Wires the engine for `stack`.
+pub(crate) fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Wired> {
+    let store = Arc::new(hermes_state::LocalStateStore::new(
+        data_dir(stack)?.join("state"),
+    ));
     let secrets = Arc::new(LocalSecrets {
         base: stack_dir(stack),
         cmd_timeout: Duration::from_secs(30),
     });
     let reporter = Arc::new(TextReporter { printer });
-    Ok(Engine::new(providers(stack)?, store, reporter, secrets))
+    let admin_user = stack.file.ssh.admin_user.to_string();
+    let (providers, local, admin_key): (Vec<Arc<dyn Provider>>, _, _) = match &stack.file.provider {
+        ProviderConfig::Local(_) => {
+            let key = admin_key(stack)?;
+            let mut public_keys: Vec<String> = stack
+                .file
+                .ssh
+                .authorized_keys
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            public_keys.push(key.public_key.clone());
+            let admin = Admin {
+                user: admin_user.clone(),
+                public_keys,
+            };
+            let progress: hermes_provider_local::Progress =
+                Arc::new(move |m: &str| printer.err(&format!("  local: {m}\n")));
+            let local = Arc::new(LocalProvider::new(DOCKER_TIMEOUT, admin, progress));
+            let provider: Arc<dyn Provider> = local.clone();
+            (vec![provider], Some(local), Some(key.private_key))
+        }
+        other => bail!(
+            "the `{}` provider is not available in this build of hermes-infra yet: `validate` checks \
+             this stack, but `plan` and `apply` need to observe its hosts",
+            other.name()
+        ),
+    };
+    let engine = Engine::new(providers, store.clone(), reporter, secrets);
+    Ok(Wired {
+        engine,
+        store,
+        local,
+        admin_key,
+        admin_user,
+    })
 }
 
 /// Prints engine progress on standard error.
@@ -73,12 +125,10 @@ impl Reporter for TextReporter {
                 holder,
                 operation,
                 age,
-            } => {
-                format!(
-                    "waiting for the lock held by {holder} for `{operation}` ({} old)\n",
-                    humantime::format_duration(Duration::from_secs(age.as_secs()))
-                )
-            }
+            } => format!(
+                "waiting for the lock held by {holder} for `{operation}` ({} old)\n",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            ),
             Event::StepStarted { address, action } => format!("  {action:?} {address} ...\n"),
             Event::StepFinished {
                 address,

@@ -37,6 +37,9 @@ fn version_and_help_show_only_working_verbs() {
             "plan",
             "apply",
             "destroy",
+            "status",
+            "ssh",
+            "power",
             "schema",
             "completions",
             "help"

@@ -280,9 +280,9 @@ fn plan_output_is_plain_off_a_terminal_coloured_on_request_and_json_on_request()
     let coloured = hermes(&["plan", s, "--color", "always"]).run();
     assert!(coloured.stdout.contains("\u{1b}["), "colour when asked");
     let json = hermes(&["plan", s, "--output", "json"]).run();
-    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(plan["summary"]["create"], 3);
-    assert_eq!(plan["changes"][0]["address"], "host.a");
-    assert_eq!(plan["changes"][0]["action"], "create");
-    assert_eq!(plan["changes"][0]["reason"], "new in the stack");
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed["summary"]["create"], 3);
+    assert_eq!(parsed["changes"][0]["address"], "host.a");
+    assert_eq!(parsed["changes"][0]["action"], "create");
+    assert_eq!(parsed["changes"][0]["reason"], "new in the stack");
 }

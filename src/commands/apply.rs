@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use hermes_engine::{ApplyOptions, ApplyReport};
-use hermes_plan::{Desired, Plan};
+use hermes_plan::{Desired, Plan, Target};
 
 use crate::Outcome;
 use crate::cli::{OutputFormat, RunArgs, StackArgs};
@@ -21,6 +21,7 @@ pub(crate) async fn apply(
     target: &Path,
     env: Option<&str>,
     run: &RunArgs,
+    targets: &[Target],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     if let Some(saved) = SavedPlan::read_if_plan(target)? {
@@ -40,10 +41,14 @@ pub(crate) async fn apply(
                 target.display()
             );
         }
-        let engine = wiring::engine(&loaded, printer)?;
-        return execute(&engine, &saved.plan, run, "apply", printer).await;
+        if !targets.is_empty() {
+            bail!("a saved plan is applied whole; narrow it with --target when making it");
+        }
+        let wired = wiring::wire(&loaded, printer)?;
+        return execute(&wired.engine, &saved.plan, run, "apply", printer).await;
     }
-    let (_, engine, plan) = plan::make(target, env, printer).await?;
+    let (_, wired, plan) = plan::make(target, env, targets, printer).await?;
+    let engine = wired.engine;
     show(&plan, run.output, printer);
     if plan.is_empty() {
         return Ok(Outcome::Done);
@@ -55,17 +60,18 @@ pub(crate) async fn apply(
 pub(crate) async fn destroy(
     args: &StackArgs,
     run: &RunArgs,
+    targets: &[Target],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let engine = wiring::engine(&loaded, printer)?;
+    let engine = wiring::wire(&loaded, printer)?.engine;
     let observed = engine.observe(&loaded.scope()).await?;
     let nothing = Desired {
         scope: loaded.scope(),
         stack_digest: loaded.source_digest.clone(),
         resources: Vec::new(),
     };
-    let plan = hermes_plan::plan(&nothing, &observed);
+    let plan = hermes_plan::plan(&nothing, &observed).targeting(targets);
     show(&plan, run.output, printer);
     if plan.is_empty() {
         return Ok(Outcome::Done);

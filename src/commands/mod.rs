@@ -1,6 +1,7 @@
 //! One module per verb; each is a thin wrapper that loads, calls the libraries, and prints.
 
 mod apply;
+mod hosts;
 mod init;
 mod plan;
 mod validate;
@@ -20,11 +21,37 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             output,
             detailed_exitcode,
             out,
-        } => plan::run(&stack, output, detailed_exitcode, out.as_deref(), printer).await,
-        Command::Apply { target, env, run } => {
-            apply::apply(&target, env.as_deref(), &run, printer).await
+            targets,
+        } => {
+            plan::run(
+                &stack,
+                output,
+                detailed_exitcode,
+                out.as_deref(),
+                &targets.targets,
+                printer,
+            )
+            .await
         }
-        Command::Destroy { stack, run } => apply::destroy(&stack, &run, printer).await,
+        Command::Apply {
+            target,
+            env,
+            run,
+            targets,
+        } => apply::apply(&target, env.as_deref(), &run, &targets.targets, printer).await,
+        Command::Destroy {
+            stack,
+            run,
+            targets,
+        } => apply::destroy(&stack, &run, &targets.targets, printer).await,
+        Command::Status { stack, output } => hosts::status(&stack, output, printer).await,
+        Command::Ssh {
+            stack,
+            host,
+            accept_new_host_key,
+            command,
+        } => hosts::ssh(&stack, &host, accept_new_host_key, &command, printer).await,
+        Command::Power { state, stack, host } => hosts::power(&stack, &host, state, printer).await,
         Command::Schema => {
             printer.json(&hermes_stack::json_schema())?;
             Ok(Outcome::Done)

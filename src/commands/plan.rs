@@ -2,27 +2,27 @@
 
 use std::path::Path;
 
+use hermes_plan::Target;
+
 use crate::Outcome;
 use crate::cli::{OutputFormat, StackArgs};
 use crate::output::Printer;
 use crate::saved_plan::SavedPlan;
-use crate::wiring;
+use crate::wiring::{self, Wired};
 
-/// Loads the stack, observes its world and plans; shared by `plan` and `apply`.
+/// Loads the stack, observes its world and plans (narrowed to `targets`); shared by `plan` and
+/// `apply`.
 pub(crate) async fn make(
     stack: &Path,
     env: Option<&str>,
+    targets: &[Target],
     printer: Printer,
-) -> anyhow::Result<(
-    hermes_stack::LoadedStack,
-    hermes_engine::Engine,
-    hermes_plan::Plan,
-)> {
+) -> anyhow::Result<(hermes_stack::LoadedStack, Wired, hermes_plan::Plan)> {
     let loaded = hermes_stack::load(stack, env)?;
-    let engine = wiring::engine(&loaded, printer)?;
-    let observed = engine.observe(&loaded.scope()).await?;
-    let plan = hermes_plan::plan(&hermes_plan::desired(&loaded), &observed);
-    Ok((loaded, engine, plan))
+    let wired = wiring::wire(&loaded, printer)?;
+    let observed = wired.engine.observe(&loaded.scope()).await?;
+    let plan = hermes_plan::plan(&hermes_plan::desired(&loaded), &observed).targeting(targets);
+    Ok((loaded, wired, plan))
 }
 
 pub(crate) async fn run(
@@ -30,9 +30,10 @@ pub(crate) async fn run(
     output: OutputFormat,
     detailed_exitcode: bool,
     out: Option<&Path>,
+    targets: &[Target],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let (_, _, plan) = make(&args.stack, args.env.as_deref(), printer).await?;
+    let (_, _, plan) = make(&args.stack, args.env.as_deref(), targets, printer).await?;
     match output {
         OutputFormat::Text => printer.out(&hermes_plan::text::render(&plan, printer.color())),
         OutputFormat::Json => printer.json(&plan)?,

@@ -19,11 +19,16 @@ pub fn desired(stack: &LoadedStack) -> Desired {
     cloud_objects(stack, &mut out);
     for host in &stack.hosts {
         let host_addr = Address::new(Kind::Host, &host.name);
-        let mut r = Resource::new(host_addr.clone())
-            .fixed_attr("provider", file.provider.name())
-            .attr("role", host.role.as_str());
+        let mut r = Resource::new(host_addr.clone()).fixed_attr("provider", file.provider.name());
+        // A local host is a container: nothing about it changes in place (not even its labels),
+        // so every attribute is fixed and any change is a new container.
+        let local = matches!(file.provider, Provider::Local(_));
+        r = if local {
+            r.fixed_attr("role", host.role.as_str())
+        } else {
+            r.attr("role", host.role.as_str())
+        };
         r = match &file.provider {
-            // A local container cannot be resized or moved: a new size is a new container.
             Provider::Local(_) => r
                 .fixed_attr("size", host.size.as_str())
                 .fixed_attr("kind", json!(host.kind.unwrap_or_default())),
@@ -44,7 +49,11 @@ pub fn desired(stack: &LoadedStack) -> Desired {
                 .fixed_attr("subnet", a.subnet_id.clone().unwrap_or_default()),
         };
         if !host.labels.is_empty() {
-            r = r.attr("labels", json!(host.labels));
+            r = if local {
+                r.fixed_attr("labels", json!(host.labels))
+            } else {
+                r.attr("labels", json!(host.labels))
+            };
         }
         for dep in out
             .iter()

@@ -9,8 +9,10 @@
 mod desired;
 mod diff;
 mod model;
+mod target;
 pub mod text;
 
 pub use desired::desired;
 pub use diff::plan;
 pub use model::{Action, AttrDiff, Change, Desired, PLAN_FORMAT, Plan, Summary};
+pub use target::Target;

@@ -192,3 +192,44 @@ fn a_saved_plan_round_trips_through_json() {
     assert_eq!(back, p);
     assert_eq!(back.hash(), p.hash());
 }
+
+#[test]
+fn targeting_keeps_what_is_named_and_what_it_needs() {
+    let hardening = Resource::new(Address::new(Kind::HostHardening, "h1"))
+        .attr("x", 1)
+        .after(Address::new(Kind::Host, "h1"));
+    let p = plan(
+        &desired(vec![
+            host("h1", "small"),
+            hardening,
+            agent("a", "h1", "1g"),
+            host("h2", "small"),
+        ]),
+        &[],
+    );
+    let hosts = p.targeting(&["host".parse().unwrap()]);
+    assert_eq!(
+        actions(&hosts),
+        [
+            ("host.h1".into(), Action::Create),
+            ("host.h2".into(), Action::Create)
+        ]
+    );
+    assert_eq!(hosts.summary.create, 2);
+    assert_eq!(hosts.observed_digest, p.observed_digest);
+    let one_agent = p.targeting(&["agent.a".parse().unwrap()]);
+    assert_eq!(
+        actions(&one_agent),
+        [
+            ("host.h1".into(), Action::Create),
+            ("agent.a".into(), Action::Create)
+        ]
+    );
+    assert_eq!(p.targeting(&[]), p);
+    assert!(
+        "castle"
+            .parse::<hermes_plan::Target>()
+            .unwrap_err()
+            .contains("neither an address")
+    );
+}

@@ -26,6 +26,8 @@ pub struct Container {
     pub labels: BTreeMap<String, String>,
     /// `running`, `exited`, `created`, ...
     pub state: String,
+    /// IP address on each attached network, by network name.
+    pub addresses: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +36,22 @@ struct Inspect {
     id: String,
     config: InspectConfig,
     state: InspectState,
+    #[serde(default)]
+    network_settings: Option<InspectNetworkSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectNetworkSettings {
+    #[serde(default)]
+    networks: Option<BTreeMap<String, InspectEndpoint>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectEndpoint {
+    #[serde(rename = "IPAddress", default)]
+    ip_address: String,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +148,14 @@ impl Docker {
                 id: i.id,
                 labels: i.config.labels.unwrap_or_default(),
                 state: i.state.status,
+                addresses: i
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(_, e)| !e.ip_address.is_empty())
+                    .map(|(name, e)| (name, e.ip_address))
+                    .collect(),
             })
             .filter(|c| labels::is_owned_by(&c.labels, scope))
             .collect())

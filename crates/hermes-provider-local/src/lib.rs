@@ -1,20 +1,31 @@
 //! The local provider, `hermes-infra`'s embedded default: hosts are containers on this machine's
 //! Docker engine, found by their ownership labels alone (no state is needed to find them).
 //!
-//! This release observes local hosts; creating, powering and deleting them arrives with the
-//! local-provider work (host image, systemd hosts, VM hosts). Until then `create`, `update` and
-//! `delete` refuse with a message saying so, and nothing is changed. It talks to Docker only
-//! through the `docker` command line (honouring `DOCKER_HOST`), with a timeout on every call.
+//! A host is a systemd container built from Debian packages ([`image`]), on a Docker network of
+//! its own per stack and environment, with its admin user and public keys injected at creation
+//! the way cloud-init does; packages for hosts come through a shared apt cache ([`apt_cache`]).
+//! Its SSH host key is read through the Docker engine (a trusted channel, like a cloud console)
+//! so that it is pinned before the first SSH connection. QEMU VM hosts are not built yet.
+//! It talks to Docker only through the `docker` command line (honouring `DOCKER_HOST`), with a
+//! timeout on every call.
 
+pub mod apt_cache;
 mod docker;
+pub mod host;
+pub mod image;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use hermes_core::resource::HOST_KEY_ATTR;
 use hermes_core::seams::{Provider, ProviderError, StepContext};
 use hermes_core::{Address, Kind, ObservedResource, Resource, Scope, labels};
+
+use crate::host::{Names, host_labels, host_name, size_limits};
+use crate::image::{HostContainer, UserData};
 
 pub use docker::Docker;
 
@@ -23,33 +34,232 @@ pub const SIZE_LABEL: &str = "hermes-infra/size";
 /// Label key: a local host's kind (container or vm).
 pub const KIND_LABEL: &str = "hermes-infra/kind";
 
+/// Progress messages for the operator (image builds take a minute the first time).
+pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The admin account every local host gets at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// User name.
+    pub user: String,
+    /// OpenSSH public key lines allowed to log in.
+    pub public_keys: Vec<String>,
+}
+
 /// Hosts on this machine's Docker engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalProvider {
     docker: Docker,
+    admin: Admin,
+    progress: Progress,
+    boot_timeout: Duration,
+    /// Serializes network creation: hosts are created concurrently, and Docker accepts two
+    /// networks of one name. (Other processes are kept out by the state lock.)
+    network_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for LocalProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalProvider")
+            .field("docker", &self.docker)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalProvider {
     /// A provider using the `docker` command found on `PATH`, with `timeout` per call.
-    pub fn new(timeout: Duration) -> Self {
-        Self {
-            docker: Docker::new("docker", timeout),
-        }
+    pub fn new(timeout: Duration, admin: Admin, progress: Progress) -> Self {
+        Self::with_docker(Docker::new("docker", timeout), admin, progress)
     }
 
     /// A provider using a specific Docker client.
-    pub fn with_docker(docker: Docker) -> Self {
-        Self { docker }
+    pub fn with_docker(docker: Docker, admin: Admin, progress: Progress) -> Self {
+        Self {
+            docker,
+            admin,
+            progress,
+            boot_timeout: Duration::from_mins(2),
+            network_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Powers host `host` of `scope` off (`on = false`: a clean systemd halt) or on.
+    pub async fn power(&self, scope: &Scope, host: &str, on: bool) -> Result<(), ProviderError> {
+        let name = Names::new(scope).container(host);
+        let id = self
+            .host_id(scope, host)
+            .await?
+            .ok_or_else(|| ProviderError::NotFound(name.clone()))?;
+        self.docker
+            .run([if on { "start" } else { "stop" }, id.as_str()])
+            .await?;
+        Ok(())
+    }
+
+    /// The container id of host `host` of `scope`, found by its ownership labels.
+    pub async fn host_id(
+        &self,
+        scope: &Scope,
+        host: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        let address = Address::new(Kind::Host, host).to_string();
+        Ok(self
+            .docker
+            .owned_containers(scope)
+            .await?
+            .into_iter()
+            .find(|c| c.labels.get(labels::ADDRESS) == Some(&address))
+            .map(|c| c.id))
+    }
+
+    /// The host's SSH host public key, read through the Docker engine.
+    pub async fn read_host_key(&self, id: &str) -> Result<String, ProviderError> {
+        let key = self
+            .docker
+            .run(["exec", id, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
+            .await?;
+        let mut parts = key.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some(kind), Some(blob)) => Ok(format!("{kind} {blob}")),
+            _ => Err(ProviderError::Other(format!(
+                "container {id} has no readable SSH host key"
+            ))),
+        }
+    }
+
+    async fn ensure_network(&self, scope: &Scope) -> Result<String, ProviderError> {
+        let _one_at_a_time = self.network_lock.lock().await;
+        let network = Names::new(scope).network();
+        let found = self
+            .docker
+            .run([
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("name=^{network}$"),
+            ])
+            .await?;
+        if found.trim().is_empty() {
+            let mut args = vec!["network".to_owned(), "create".to_owned()];
+            for (k, v) in [(labels::STACK, &scope.stack), (labels::ENV, &scope.env)] {
+                args.push(format!("--label={k}={v}"));
+            }
+            args.push(network.clone());
+            self.docker.run(args).await?;
+        }
+        Ok(network)
+    }
+
+    /// Removes the stack's network once no container but the shared apt cache is attached.
+    /// Hosts are deleted concurrently: the check and the removal happen under the network lock,
+    /// and a network already gone (or a cache already detached) is not an error.
+    async fn remove_network_if_unused(&self, scope: &Scope) -> Result<(), ProviderError> {
+        let _one_at_a_time = self.network_lock.lock().await;
+        let network = Names::new(scope).network();
+        let attached = match self
+            .docker
+            .run([
+                "ps",
+                "-a",
+                "--format",
+                "{{.Names}}",
+                "--filter",
+                &format!("network={network}"),
+            ])
+            .await
+        {
+            Ok(names) => names,
+            Err(e) if is_gone(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if attached
+            .split_whitespace()
+            .all(|name| name == apt_cache::CONTAINER_NAME)
+        {
+            for result in [
+                apt_cache::detach(&self.docker, &network).await,
+                self.docker
+                    .run(["network", "rm", &network])
+                    .await
+                    .map(|_| ()),
+            ] {
+                match result {
+                    Err(e) if !is_gone(&e) => return Err(e),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the host's first boot finished and its SSH host key exists.
+    async fn wait_for_boot(&self, id: &str, address: &Address) -> Result<String, ProviderError> {
+        let deadline = Instant::now() + self.boot_timeout;
+        loop {
+            let ready = self
+                .docker
+                .run([
+                    "exec",
+                    id,
+                    "sh",
+                    "-c",
+                    "systemctl is-active --quiet ssh && test -s /etc/ssh/ssh_host_ed25519_key.pub",
+                ])
+                .await;
+            if ready.is_ok() {
+                return self.read_host_key(id).await;
+            }
+            if Instant::now() > deadline {
+                return Err(ProviderError::Transient(format!(
+                    "`{address}` did not finish booting (sshd up, host key written) within {:?}; see `docker logs {id}`",
+                    self.boot_timeout
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn observed(c: &docker::Container, address: Address, network: &str) -> ObservedResource {
+        // Docker's `exited` and `created` are a powered-off machine.
+        let state = if c.state == "running" {
+            "running"
+        } else {
+            "off"
+        };
+        let mut host = ObservedResource::new(address, c.id.clone())
+            .attr("provider", "local")
+            .attr("state", state);
+        for (label, attr) in [
+            (SIZE_LABEL, "size"),
+            (KIND_LABEL, "kind"),
+            (labels::ROLE, "role"),
+        ] {
+            if let Some(v) = c.labels.get(label) {
+                host = host.attr(attr, v.as_str());
+            }
+        }
+        if let Some(ip) = c.addresses.get(network) {
+            host = host.attr("address", ip.as_str());
+        }
+        host
     }
 }
 
 const KINDS: [Kind; 1] = [Kind::Host];
 
-fn not_yet(address: &Address) -> ProviderError {
-    ProviderError::Other(format!(
-        "`{address}`: this build of hermes-infra can observe local hosts but not yet create, change \
-         or delete them; nothing was changed"
-    ))
+/// Whether a Docker error says the object is already gone (or already detached).
+fn is_gone(e: &ProviderError) -> bool {
+    let m = e.to_string();
+    [
+        "No such container",
+        "not found",
+        "is not connected",
+        "No such network",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
 }
 
 #[async_trait]
@@ -67,9 +277,9 @@ impl Provider for LocalProvider {
         scope: &Scope,
         _world: &BTreeMap<Address, ObservedResource>,
     ) -> Result<Vec<ObservedResource>, ProviderError> {
-        let containers = self.docker.owned_containers(scope).await?;
+        let network = Names::new(scope).network();
         let mut hosts = Vec::new();
-        for c in containers {
+        for c in self.docker.owned_containers(scope).await? {
             let Some(address) = c
                 .labels
                 .get(labels::ADDRESS)
@@ -77,22 +287,9 @@ impl Provider for LocalProvider {
             else {
                 continue;
             };
-            if address.kind != Kind::Host {
-                continue;
+            if address.kind == Kind::Host {
+                hosts.push(Self::observed(&c, address, &network));
             }
-            let mut host = ObservedResource::new(address, c.id.clone())
-                .attr("provider", "local")
-                .attr("state", c.state.as_str());
-            for (label, attr) in [
-                (SIZE_LABEL, "size"),
-                (KIND_LABEL, "kind"),
-                (labels::ROLE, "role"),
-            ] {
-                if let Some(v) = c.labels.get(label) {
-                    host = host.attr(attr, v.as_str());
-                }
-            }
-            hosts.push(host);
         }
         hosts.sort_by(|a, b| a.address.cmp(&b.address));
         Ok(hosts)
@@ -101,9 +298,72 @@ impl Provider for LocalProvider {
     async fn create(
         &self,
         desired: &Resource,
-        _ctx: &StepContext,
+        ctx: &StepContext,
     ) -> Result<ObservedResource, ProviderError> {
-        Err(not_yet(&desired.address))
+        let host = host_name(&desired.address)?;
+        if desired.attrs.get("kind").and_then(|v| v.as_str()) == Some("vm") {
+            return Err(ProviderError::Other(format!(
+                "`{}`: VM hosts (kind = \"vm\") are not available in this build; use kind = \"container\"",
+                desired.address
+            )));
+        }
+        let size = desired
+            .attrs
+            .get("size")
+            .and_then(|v| v.as_str())
+            .unwrap_or("small");
+        let limits = size_limits(size).ok_or_else(|| {
+            ProviderError::Other(format!(
+                "`{}`: `{size}` is not a local host size",
+                desired.address
+            ))
+        })?;
+        let progress = |m: &str| (self.progress)(m);
+        let image = image::ensure_host(&self.docker, &progress).await?;
+        let network = self.ensure_network(&ctx.scope).await?;
+        let cache = apt_cache::ensure(&self.docker, Some(&network), &progress).await?;
+        let names = Names::new(&ctx.scope);
+        let container = names.container(host);
+        let user_data = UserData::new(format!(
+            "{container}-{}",
+            desired
+                .spec_digest()
+                .trim_start_matches("sha256:")
+                .get(..12)
+                .unwrap_or("0")
+        ))
+        .with_hostname(host)
+        .with_admin(&self.admin.user, self.admin.public_keys.clone())
+        .with_apt_proxy(cache.url.clone());
+        let labels = host_labels(&ctx.scope, desired);
+        let machine_cpus =
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+        let cpus = limits.cpus.min(machine_cpus).to_string();
+        let memory = format!("{}g", limits.memory_gib);
+        let args = image::host_run_args(&HostContainer {
+            name: &container,
+            image: &image,
+            network: Some(&network),
+            labels: &labels,
+            user_data: &user_data,
+            memory: Some(&memory),
+            cpus: Some(&cpus),
+        })?;
+        let id = self.docker.run(args).await?.trim().to_owned();
+        let key = self.wait_for_boot(&id, &desired.address).await?;
+        let found = self
+            .docker
+            .owned_containers(&ctx.scope)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| {
+                ProviderError::Other(format!(
+                    "`{}` vanished right after it was created",
+                    desired.address
+                ))
+            })?;
+        Ok(Self::observed(&found, desired.address.clone(), &network).attr(HOST_KEY_ATTR, key))
     }
 
     async fn update(
@@ -112,14 +372,26 @@ impl Provider for LocalProvider {
         _observed: &ObservedResource,
         _ctx: &StepContext,
     ) -> Result<ObservedResource, ProviderError> {
-        Err(not_yet(&desired.address))
+        Err(ProviderError::Other(format!(
+            "`{}`: local hosts cannot change in place; every attribute of a local host is fixed, so \
+             a change should have been planned as a replacement (make a new plan)",
+            desired.address
+        )))
     }
 
     async fn delete(
         &self,
         observed: &ObservedResource,
-        _ctx: &StepContext,
+        ctx: &StepContext,
     ) -> Result<(), ProviderError> {
-        Err(not_yet(&observed.address))
+        match self
+            .docker
+            .run(["rm", "-f", "-v", observed.id.as_str()])
+            .await
+        {
+            Err(e) if !is_gone(&e) => return Err(e),
+            _ => {}
+        }
+        self.remove_network_if_unused(&ctx.scope).await
     }
 }

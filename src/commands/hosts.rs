@@ -1,0 +1,280 @@
+//! Host verbs: `status` (power state, address, pinned key, pending changes of every host),
+//! `ssh HOST` (a shell or a command, with the pinned host key enforced) and `power on|off HOST`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use hermes_core::seams::{HostEndpoint, StateStore};
+use hermes_core::{Address, Kind, ObservedResource};
+use hermes_remote::HostKey;
+
+use crate::Outcome;
+use crate::cli::{OutputFormat, PowerState, StackArgs};
+use crate::output::Printer;
+use crate::wiring::{self, Wired};
+
+const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) async fn status(
+    args: &StackArgs,
+    output: OutputFormat,
+    printer: Printer,
+) -> anyhow::Result<Outcome> {
+    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
+    let wired = wiring::wire(&loaded, printer)?;
+    let scope = loaded.scope();
+    let observed = wired.engine.observe(&scope).await?;
+    let plan = hermes_plan::plan(&hermes_plan::desired(&loaded), &observed);
+    let state = wired.store.load(&scope).await?;
+    let mut names: Vec<String> = loaded.hosts.iter().map(|h| h.name.clone()).collect();
+    for o in observed.iter().filter(|o| o.address.kind == Kind::Host) {
+        if !names.contains(&o.address.name) {
+            names.push(o.address.name.clone());
+        }
+    }
+    let rows: Vec<serde_json::Value> = names
+        .iter()
+        .map(|name| {
+            let address = Address::new(Kind::Host, name);
+            let found = observed.iter().find(|o| o.address == address);
+            let change = plan.changes.iter().find(|c| c.address == address);
+            json!({
+                "host": name,
+                "state": found.and_then(|o| o.attrs.get("state")).and_then(|v| v.as_str()).unwrap_or("missing"),
+                "address": found.and_then(|o| o.attrs.get("address")).and_then(|v| v.as_str()),
+                "host_key_pinned": state.host_keys.contains_key(name),
+                "pending": change.map(|c| format!("{}: {}", serde_json::to_value(c.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), c.reason)),
+            })
+        })
+        .collect();
+    match output {
+        OutputFormat::Json => printer.json(
+            &json!({ "scope": scope, "hosts": rows, "changes_pending": plan.changes.len() }),
+        )?,
+        OutputFormat::Text => {
+            let mut text = format!(
+                "{scope}: {} host(s), {} change(s) pending\n",
+                rows.len(),
+                plan.changes.len()
+            );
+            let _ = writeln!(
+                text,
+                "  {:<20} {:<9} {:<16} {:<6} PENDING",
+                "HOST", "STATE", "ADDRESS", "PINNED"
+            );
+            for r in &rows {
+                let _ = writeln!(
+                    text,
+                    "  {:<20} {:<9} {:<16} {:<6} {}",
+                    r["host"].as_str().unwrap_or_default(),
+                    r["state"].as_str().unwrap_or_default(),
+                    r["address"].as_str().unwrap_or("-"),
+                    if r["host_key_pinned"] == true {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    r["pending"].as_str().unwrap_or("up to date"),
+                );
+            }
+            printer.out(&text);
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// The observed host called `host`, running, with its address.
+async fn running_host(
+    wired: &Wired,
+    scope: &hermes_core::Scope,
+    host: &str,
+    stack: &Path,
+) -> anyhow::Result<(ObservedResource, String)> {
+    let observed = wired.engine.observe(scope).await?;
+    let address = Address::new(Kind::Host, host);
+    let Some(found) = observed.into_iter().find(|o| o.address == address) else {
+        bail!("host `{host}` does not exist in {scope}; `hermes-infra status` lists the hosts");
+    };
+    let state = found
+        .attrs
+        .get("state")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown");
+    if state != "running" {
+        bail!(
+            "host `{host}` is {state}; power it on with `hermes-infra power on {} {host}`",
+            stack.display()
+        );
+    }
+    let ip = found
+        .attrs
+        .get("address")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let ip = ip.with_context(|| format!("host `{host}` has no address yet"))?;
+    Ok((found, ip))
+}
+
+pub(crate) async fn ssh(
+    args: &StackArgs,
+    host: &str,
+    accept_new_host_key: bool,
+    command: &[String],
+    printer: Printer,
+) -> anyhow::Result<Outcome> {
+    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
+    let wired = wiring::wire(&loaded, printer)?;
+    let scope = loaded.scope();
+    let (found, ip) = running_host(&wired, &scope, host, &args.stack).await?;
+    let port = loaded.file.ssh.port;
+    let endpoint = HostEndpoint {
+        host: host.to_owned(),
+        address: ip.clone(),
+        port,
+        user: wired.admin_user.clone(),
+    };
+    let presented = hermes_remote::scan_host_key(&endpoint, SCAN_TIMEOUT).await?;
+    let pinned = wired.store.load(&scope).await?.host_keys.get(host).cloned();
+    if accept_new_host_key {
+        accept(&wired, &scope, host, &found, &presented, printer).await?;
+    } else {
+        match pinned.as_deref().map(HostKey::parse) {
+            None => bail!(
+                "host `{host}` has no pinned host key in the state of {scope} (keys are pinned when \
+                 hermes-infra creates a host); to trust the key it presents now, {} ",
+                hermes_remote::accept_new_key_command(host)
+            ),
+            Some(Err(e)) => {
+                bail!("the pinned host key of `{host}` in the state is unreadable: {e}")
+            }
+            Some(Ok(pin)) if pin.openssh() != presented.openssh() => bail!(
+                "host `{host}` ({ip}:{port}) presented {presented}, but {} was pinned when it was \
+                 created; if the host was rebuilt on purpose, accept the new key with `{}`, \
+                 otherwise treat this as a possible attack",
+                pin.fingerprint(),
+                hermes_remote::accept_new_key_command(host)
+            ),
+            Some(Ok(_)) => {}
+        }
+    }
+    let key = wired
+        .admin_key
+        .as_deref()
+        .context("this stack's provider has no admin key for ssh yet")?;
+    let known_hosts = key.with_file_name("known_hosts");
+    std::fs::write(&known_hosts, format!("{ip} {}\n", presented.openssh()))
+        .with_context(|| format!("cannot write `{}`", known_hosts.display()))?;
+    let status = run_ssh(key, &known_hosts, &endpoint, command)?;
+    Ok(match status {
+        0 => Outcome::Done,
+        n => Outcome::Code(n),
+    })
+}
+
+/// Pins the key `host` presents now, after checking it against what the provider reads through
+/// its own channel (for local hosts, the Docker engine).
+async fn accept(
+    wired: &Wired,
+    scope: &hermes_core::Scope,
+    host: &str,
+    found: &ObservedResource,
+    presented: &HostKey,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    if let Some(local) = &wired.local {
+        let trusted =
+            HostKey::parse(&local.read_host_key(&found.id).await?).map_err(anyhow::Error::msg)?;
+        if trusted.openssh() != presented.openssh() {
+            bail!(
+                "host `{host}` presented {presented} over the network, but its own files hold {}; \
+                 refusing to pin a key the host does not have",
+                trusted.fingerprint()
+            );
+        }
+    }
+    let info =
+        hermes_state::lock_info_for_this_process("accept-host-key", None, Duration::from_mins(1));
+    match wired.store.try_lock(scope, &info).await? {
+        hermes_core::seams::LockAttempt::Acquired => {}
+        hermes_core::seams::LockAttempt::HeldBy(other) => {
+            bail!(
+                "the state of {scope} is locked by {} for `{}`; try again when it is done",
+                other.holder,
+                other.operation
+            )
+        }
+    }
+    let saved = async {
+        let mut state = wired.store.load(scope).await?;
+        state.serial += 1;
+        state.host_keys.insert(host.to_owned(), presented.openssh());
+        wired.store.save(scope, &state, &info.id).await
+    }
+    .await;
+    wired.store.unlock(scope, &info.id).await?;
+    saved?;
+    printer.err(&format!("pinned the host key of `{host}`: {presented}\n"));
+    Ok(())
+}
+
+fn run_ssh(
+    key: &Path,
+    known_hosts: &Path,
+    endpoint: &HostEndpoint,
+    command: &[String],
+) -> anyhow::Result<u8> {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-i")
+        .arg(key)
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-p", &endpoint.port.to_string()])
+        .arg(format!("{}@{}", endpoint.user, endpoint.address));
+    if !command.is_empty() {
+        cmd.arg("--").args(command);
+    }
+    let status = cmd
+        .status()
+        .context("cannot run `ssh` (install openssh-client)")?;
+    Ok(status
+        .code()
+        .map_or(255, |c| u8::try_from(c).unwrap_or(255)))
+}
+
+pub(crate) async fn power(
+    args: &StackArgs,
+    host: &str,
+    state: PowerState,
+    printer: Printer,
+) -> anyhow::Result<Outcome> {
+    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
+    let wired = wiring::wire(&loaded, printer)?;
+    let local = wired
+        .local
+        .as_ref()
+        .context("`power` is available for local hosts only in this build")?;
+    let on = state == PowerState::On;
+    local
+        .power(&loaded.scope(), host, on)
+        .await
+        .map_err(|e| anyhow::anyhow!("host `{host}`: {e}"))?;
+    printer.err(&format!(
+        "host `{host}` powered {}\n",
+        if on { "on" } else { "off" }
+    ));
+    Ok(Outcome::Done)
+}
