@@ -67,6 +67,19 @@ impl LocalStack {
         ])
     }
 
+    /// The container id of host `host` (its full id).
+    fn host_id(&self, host: &str) -> Vec<String> {
+        docker(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=hermes-infra/stack={}", self.name),
+            "--filter",
+            &format!("label=hermes-infra/address=host.{host}"),
+        ])
+    }
+
     fn state(&self) -> serde_json::Value {
         let path = self
             .dir
@@ -151,14 +164,7 @@ fn local_hosts_live_and_die_with_the_stack() {
     );
 
     // A changed host key is refused, and accepted only on request.
-    let node1 = docker(&[
-        "ps",
-        "-q",
-        "--filter",
-        &format!("label=hermes-infra/stack={}", stack.name),
-        "--filter",
-        "label=hermes-infra/address=host.node-1",
-    ]);
+    let node1 = stack.host_id("node-1");
     docker(&[
         "exec",
         &node1[0],
@@ -230,15 +236,7 @@ fn local_hosts_live_and_die_with_the_stack() {
         "{}",
         plan.stdout
     );
-    let before = docker(&[
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        "label=hermes-infra/address=host.big",
-        "--filter",
-        &format!("label=hermes-infra/stack={}", stack.name),
-    ]);
+    let before = stack.host_id("big");
     let refused = stack.run(&["apply", "--target", "host", "--yes"]);
     assert_eq!(refused.code, 1);
     assert!(
@@ -248,15 +246,7 @@ fn local_hosts_live_and_die_with_the_stack() {
     );
     let replaced = stack.run(&["apply", "--target", "host", "--yes", "--allow-destroy"]);
     assert_ok(&replaced, "replace");
-    let after = docker(&[
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        "label=hermes-infra/address=host.big",
-        "--filter",
-        &format!("label=hermes-infra/stack={}", stack.name),
-    ]);
+    let after = stack.host_id("big");
     assert_eq!(after.len(), 1);
     assert_ne!(before, after, "a new container");
     assert_eq!(
@@ -323,4 +313,43 @@ fn two_stacks_on_one_machine_never_touch_each_other() {
     assert!(a.containers().is_empty());
     assert_eq!(b.containers().len(), 1, "b's host survives a's destroy");
     assert_ok(&b.run(&["ssh", "web", "--", "true"]), "b still works");
+}
+
+#[test]
+fn a_vm_host_boots_its_own_kernel_and_is_reached_with_its_pinned_key() {
+    let stack = LocalStack::new("vm", "[hosts.kernel]\nkind = \"vm\"\n");
+    assert_ok(
+        &stack.run(&["apply", "--target", "host", "--yes"]),
+        "apply a VM host",
+    );
+    let pins = stack.state()["host_keys"].as_object().unwrap().clone();
+    assert_eq!(
+        pins.len(),
+        1,
+        "the VM's key is pinned at creation: {pins:?}"
+    );
+    let out = stack.run(&[
+        "ssh",
+        "kernel",
+        "--",
+        "systemd-detect-virt; uname -r; sudo -n sysctl -n kernel.dmesg_restrict",
+    ]);
+    assert_ok(&out, "ssh into the VM");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0], "qemu",
+        "a real VM, not a container: {}",
+        out.stdout
+    );
+    assert!(
+        lines[1].ends_with("-cloud-amd64"),
+        "Debian's cloud kernel: {}",
+        out.stdout
+    );
+    assert_ok(
+        &stack.run(&["plan", "--target", "host", "--detailed-exitcode"]),
+        "nothing left to do",
+    );
+    assert_ok(&stack.run(&["destroy", "--yes"]), "destroy");
+    assert!(stack.containers().is_empty());
 }

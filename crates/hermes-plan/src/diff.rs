@@ -67,18 +67,7 @@ pub fn plan(desired: &Desired, observed: &[ObservedResource]) -> Plan {
             &b.address,
         ))
     });
-    let mut summary = Summary {
-        unchanged,
-        ..Summary::default()
-    };
-    for c in &changes {
-        match c.action {
-            Action::Create => summary.create += 1,
-            Action::Update => summary.update += 1,
-            Action::Replace => summary.replace += 1,
-            Action::Delete => summary.delete += 1,
-        }
-    }
+    let summary = Summary::of(&changes, unchanged);
     Plan {
         format: PLAN_FORMAT,
         scope: desired.scope.clone(),

@@ -90,6 +90,25 @@ pub struct Summary {
     pub unchanged: usize,
 }
 
+impl Summary {
+    /// The counts of `changes`, with `unchanged` resources as wanted.
+    pub fn of(changes: &[Change], unchanged: usize) -> Self {
+        let mut summary = Summary {
+            unchanged,
+            ..Summary::default()
+        };
+        for c in changes {
+            match c.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Replace => summary.replace += 1,
+                Action::Delete => summary.delete += 1,
+            }
+        }
+        summary
+    }
+}
+
 /// An ordered set of changes that brings the observed world to the desired one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

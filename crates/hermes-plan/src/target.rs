@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use hermes_core::{Address, Kind};
 
-use crate::model::{Action, Plan, Summary};
+use crate::model::{Plan, Summary};
 
 /// What `--target` names: one resource (`host.web-1`) or every resource of a kind (`host`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,18 +88,7 @@ impl Plan {
             .filter(|c| keep.contains(&c.address))
             .cloned()
             .collect();
-        let mut summary = Summary {
-            unchanged: self.summary.unchanged,
-            ..Summary::default()
-        };
-        for c in &changes {
-            match c.action {
-                Action::Create => summary.create += 1,
-                Action::Update => summary.update += 1,
-                Action::Replace => summary.replace += 1,
-                Action::Delete => summary.delete += 1,
-            }
-        }
+        let summary = Summary::of(&changes, self.summary.unchanged);
         Plan {
             changes,
             summary,

@@ -5,7 +5,8 @@
 //! its own per stack and environment, with its admin user and public keys injected at creation
 //! the way cloud-init does; packages for hosts come through a shared apt cache ([`apt_cache`]).
 //! Its SSH host key is read through the Docker engine (a trusted channel, like a cloud console)
-//! so that it is pinned before the first SSH connection. QEMU VM hosts are not built yet.
+//! so that it is pinned before the first SSH connection. A host of kind `vm` is a QEMU machine
+//! booting Debian's cloud kernel, run from a container of its own (see [`vm`] and `HOSTS.md`).
 //! It talks to Docker only through the `docker` command line (honouring `DOCKER_HOST`), with a
 //! timeout on every call.
 
@@ -13,6 +14,7 @@ pub mod apt_cache;
 mod docker;
 pub mod host;
 pub mod image;
+pub mod vm;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,7 +116,20 @@ impl LocalProvider {
     }
 
     /// The host's SSH host public key, read through the Docker engine.
+    /// For a VM host, the key its guest reported on its serial console ([`vm::read_host_key`]).
     pub async fn read_host_key(&self, id: &str) -> Result<String, ProviderError> {
+        let kind = self
+            .docker
+            .run([
+                "inspect",
+                "--format",
+                &format!("{{{{index .Config.Labels \"{KIND_LABEL}\"}}}}"),
+                id,
+            ])
+            .await?;
+        if kind.trim() == "vm" {
+            return vm::read_host_key(&self.docker, id).await;
+        }
         let key = self
             .docker
             .run(["exec", id, "cat", "/etc/ssh/ssh_host_ed25519_key.pub"])
@@ -302,10 +317,7 @@ impl Provider for LocalProvider {
     ) -> Result<ObservedResource, ProviderError> {
         let host = host_name(&desired.address)?;
         if desired.attrs.get("kind").and_then(|v| v.as_str()) == Some("vm") {
-            return Err(ProviderError::Other(format!(
-                "`{}`: VM hosts (kind = \"vm\") are not available in this build; use kind = \"container\"",
-                desired.address
-            )));
+            return vm::create(self, desired, ctx).await;
         }
         let size = desired
             .attrs

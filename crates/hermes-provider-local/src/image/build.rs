@@ -168,7 +168,7 @@ pub(crate) async fn lock(
                 }
                 if !said {
                     progress(&format!(
-                        "waiting for another hermes-infra process ({what})"
+                        "waiting while another hermes-infra run or step is {what}"
                     ));
                     said = true;
                 }
