@@ -1,0 +1,80 @@
+//! The testbed's tools image: Debian 12 (bookworm, minbase) with `python3`, `iproute2`, `curl`
+//! and `ca-certificates`, built from Debian packages like the product's own images
+//! ([`ImageRecipe::bookworm`]). Its tag is content-addressed, so it is built once per recipe and
+//! then reused. The testbed's servers are Python scripts passed at `docker run` time, so changing
+//! a script never rebuilds the image.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hermes_provider_local::Docker;
+use hermes_provider_local::apt_cache;
+use hermes_provider_local::image::{BuildOptions, ImageRecipe};
+
+/// Packages of the tools image (their dependencies come too).
+pub const PACKAGES: &[&str] = &["python3", "iproute2", "curl", "ca-certificates"];
+
+const CHANGES: &[&str] = &["ENV PYTHONUNBUFFERED=1", "ENV PYTHONDONTWRITEBYTECODE=1"];
+
+/// The recipe: `hermes-infra/testbed-tools:debian12-<12 hex>`.
+pub fn recipe() -> ImageRecipe {
+    ImageRecipe::bookworm(
+        "testbed-tools",
+        "hermes-infra/testbed-tools",
+        PACKAGES,
+        &[],
+        &[],
+        CHANGES,
+    )
+}
+
+/// The tools image's reference, building it first when the engine lacks it: through the local
+/// apt cache when this machine reaches it (faster, and shared with the host image), else
+/// straight from Debian's archive. Progress lines go to `tracing` (info).
+pub async fn ensure(docker: &Docker) -> anyhow::Result<String> {
+    let recipe = recipe();
+    if recipe.exists(docker).await.context("docker images")? {
+        return Ok(recipe.tag());
+    }
+    let progress = |line: &str| tracing::info!(target: "hermes_testbed::image", "{line}");
+    let cache = apt_cache::ensure(docker, None, &progress)
+        .await
+        .context("starting the apt cache for the tools image build")?;
+    let address = format!("{}:{}", cache.address, apt_cache::PORT);
+    let reachable = tokio::task::spawn_blocking(move || {
+        address
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+    })
+    .await
+    .unwrap_or(false);
+    let options = BuildOptions {
+        apt_proxy: reachable.then(|| cache.url.clone()),
+        ..BuildOptions::default()
+    };
+    recipe
+        .ensure_with(docker, &options, &progress)
+        .await
+        .context("building the testbed tools image")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_is_content_addressed_and_named() {
+        let tag = recipe().tag();
+        assert!(
+            tag.starts_with("hermes-infra/testbed-tools:debian12-"),
+            "{tag}"
+        );
+        assert_eq!(tag, recipe().tag());
+        for p in PACKAGES {
+            assert!(
+                recipe().canonical().contains(&format!("package={p}\n")),
+                "{p}"
+            );
+        }
+    }
+}
