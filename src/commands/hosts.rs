@@ -19,6 +19,18 @@ use crate::wiring::{self, Wired};
 
 const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One line of `status`.
+#[derive(serde::Serialize)]
+struct HostRow {
+    host: String,
+    /// `running`, `off`, or `missing` (in the stack, not created).
+    state: String,
+    address: Option<String>,
+    host_key_pinned: bool,
+    /// The change a plan would make to the host, with its reason.
+    pending: Option<String>,
+}
+
 pub(crate) async fn status(
     args: &StackArgs,
     output: OutputFormat,
@@ -36,25 +48,32 @@ pub(crate) async fn status(
             names.push(o.address.name.clone());
         }
     }
-    let rows: Vec<serde_json::Value> = names
-        .iter()
+    let attr = |o: Option<&ObservedResource>, key: &str| {
+        o.and_then(|o| o.attrs.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let rows: Vec<HostRow> = names
+        .into_iter()
         .map(|name| {
-            let address = Address::new(Kind::Host, name);
+            let address = Address::new(Kind::Host, &name);
             let found = observed.iter().find(|o| o.address == address);
             let change = plan.changes.iter().find(|c| c.address == address);
-            json!({
-                "host": name,
-                "state": found.and_then(|o| o.attrs.get("state")).and_then(|v| v.as_str()).unwrap_or("missing"),
-                "address": found.and_then(|o| o.attrs.get("address")).and_then(|v| v.as_str()),
-                "host_key_pinned": state.host_keys.contains_key(name),
-                "pending": change.map(|c| format!("{}: {}", serde_json::to_value(c.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), c.reason)),
-            })
+            HostRow {
+                state: attr(found, "state").unwrap_or_else(|| "missing".to_owned()),
+                address: attr(found, "address"),
+                host_key_pinned: state.host_keys.contains_key(&name),
+                pending: change.map(|c| format!("{}: {}", c.action.as_str(), c.reason)),
+                host: name,
+            }
         })
         .collect();
     match output {
-        OutputFormat::Json => printer.json(
-            &json!({ "scope": scope, "hosts": rows, "changes_pending": plan.changes.len() }),
-        )?,
+        OutputFormat::Json => {
+            printer.json(
+                &json!({ "scope": scope, "hosts": rows, "changes_pending": plan.changes.len() }),
+            )?;
+        }
         OutputFormat::Text => {
             let mut text = format!(
                 "{scope}: {} host(s), {} change(s) pending\n",
@@ -63,22 +82,18 @@ pub(crate) async fn status(
             );
             let _ = writeln!(
                 text,
-                "  {:<20} {:<9} {:<16} {:<6} PENDING",
+                "  {:<20} {:<8} {:<16} {:<6} PENDING",
                 "HOST", "STATE", "ADDRESS", "PINNED"
             );
             for r in &rows {
                 let _ = writeln!(
                     text,
-                    "  {:<20} {:<9} {:<16} {:<6} {}",
-                    r["host"].as_str().unwrap_or_default(),
-                    r["state"].as_str().unwrap_or_default(),
-                    r["address"].as_str().unwrap_or("-"),
-                    if r["host_key_pinned"] == true {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                    r["pending"].as_str().unwrap_or("up to date"),
+                    "  {:<20} {:<8} {:<16} {:<6} {}",
+                    r.host,
+                    r.state,
+                    r.address.as_deref().unwrap_or("-"),
+                    if r.host_key_pinned { "yes" } else { "no" },
+                    r.pending.as_deref().unwrap_or("up to date"),
                 );
             }
             printer.out(&text);

@@ -33,6 +33,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action's name, as in the JSON form: `replace`, `delete`, `create`, `update`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Create => "create",
+            Action::Update => "update",
+        }
+    }
+
     /// Whether the change destroys something (and so needs `--allow-destroy`).
     pub fn is_destructive(self) -> bool {
         matches!(self, Action::Replace | Action::Delete)

@@ -79,12 +79,7 @@ fn render_change(out: &mut String, change: &Change, color: bool) {
     } else {
         Style::new()
     };
-    let verb = match change.action {
-        Action::Replace => "replace",
-        Action::Delete => "delete",
-        Action::Create => "create",
-        Action::Update => "update",
-    };
+    let verb = change.action.as_str();
     let _ = writeln!(
         out,
         "  {st}{sym:<3} {}{st:#}  {dim}({verb}: {}){dim:#}",
