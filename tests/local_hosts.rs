@@ -207,6 +207,10 @@ fn local_hosts_live_and_die_with_the_stack() {
         .unwrap()
         .clone();
     assert_eq!(node2["state"], "off");
+    assert_eq!(
+        node2["kernel"], "shared",
+        "container hosts say they share this machine's kernel"
+    );
     let off = stack.run(&["ssh", "node-2", "--", "true"]);
     assert!(off.stderr.contains("is off; power it on"), "{}", off.stderr);
     assert_ok(&stack.power("on", "node-2"), "power on");
@@ -349,6 +353,12 @@ fn a_vm_host_boots_its_own_kernel_and_is_reached_with_its_pinned_key() {
     assert_ok(
         &stack.run(&["plan", "--target", "host", "--detailed-exitcode"]),
         "nothing left to do",
+    );
+    let status = stack.run(&["status", "--output", "json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(
+        status["hosts"][0]["kernel"], "own",
+        "a VM host has a kernel of its own"
     );
     assert_ok(&stack.run(&["destroy", "--yes"]), "destroy");
     assert!(stack.containers().is_empty());

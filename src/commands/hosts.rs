@@ -26,6 +26,8 @@ struct HostRow {
     /// `running`, `off`, or `missing` (in the stack, not created).
     state: String,
     address: Option<String>,
+    /// `shared` (a container on this machine's kernel) or `own` (a VM or a cloud server).
+    kernel: Option<String>,
     host_key_pinned: bool,
     /// The change a plan would make to the host, with its reason.
     pending: Option<String>,
@@ -62,6 +64,7 @@ pub(crate) async fn status(
             HostRow {
                 state: attr(found, "state").unwrap_or_else(|| "missing".to_owned()),
                 address: attr(found, "address"),
+                kernel: attr(found, "kernel"),
                 host_key_pinned: state.host_keys.contains_key(&name),
                 pending: change.map(|c| format!("{}: {}", c.action.as_str(), c.reason)),
                 host: name,
@@ -88,10 +91,11 @@ pub(crate) async fn status(
             for r in &rows {
                 let _ = writeln!(
                     text,
-                    "  {:<20} {:<8} {:<16} {:<6} {}",
+                    "  {:<20} {:<8} {:<16} {:<7} {:<6} {}",
                     r.host,
                     r.state,
                     r.address.as_deref().unwrap_or("-"),
+                    r.kernel.as_deref().unwrap_or("-"),
                     if r.host_key_pinned { "yes" } else { "no" },
                     r.pending.as_deref().unwrap_or("up to date"),
                 );

@@ -255,6 +255,14 @@ impl LocalProvider {
                 host = host.attr(attr, v.as_str());
             }
         }
+        // Containers share this machine's kernel; a VM has its own. Kernel-level hardening
+        // (kernel.*, vm.*, fs.* sysctls, module blacklists) applies only where the host owns it.
+        let kernel = if c.labels.get(KIND_LABEL).map(String::as_str) == Some("vm") {
+            "own"
+        } else {
+            "shared"
+        };
+        host = host.attr("kernel", kernel);
         if let Some(ip) = c.addresses.get(network) {
             host = host.attr("address", ip.as_str());
         }
