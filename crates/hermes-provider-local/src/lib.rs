@@ -36,6 +36,16 @@ pub const SIZE_LABEL: &str = "hermes-infra/size";
 /// Label key: a local host's kind (container or vm).
 pub const KIND_LABEL: &str = "hermes-infra/kind";
 
+/// What [`LocalProvider::prepare_launch`] gives every new host.
+pub(crate) struct Launch {
+    pub(crate) limits: host::SizeLimits,
+    pub(crate) network: String,
+    pub(crate) container: String,
+    pub(crate) user_data: UserData,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) machine_cpus: u32,
+}
+
 /// Progress messages for the operator (image builds take a minute the first time).
 pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -209,6 +219,51 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// What every new host needs, whatever its kind: its size's limits, the stack's network
+    /// (created if needed) with the apt cache on it, its container name, user data and labels.
+    pub(crate) async fn prepare_launch(
+        &self,
+        host: &str,
+        desired: &Resource,
+        ctx: &StepContext,
+    ) -> Result<Launch, ProviderError> {
+        let size = desired
+            .attrs
+            .get("size")
+            .and_then(|v| v.as_str())
+            .unwrap_or("small");
+        let limits = size_limits(size).ok_or_else(|| {
+            ProviderError::Other(format!(
+                "`{}`: `{size}` is not a local host size",
+                desired.address
+            ))
+        })?;
+        let progress = |m: &str| (self.progress)(m);
+        let network = self.ensure_network(&ctx.scope).await?;
+        let cache = apt_cache::ensure(&self.docker, Some(&network), &progress).await?;
+        let container = Names::new(&ctx.scope).container(host);
+        let instance = desired
+            .spec_digest()
+            .trim_start_matches("sha256:")
+            .get(..12)
+            .unwrap_or("0")
+            .to_owned();
+        let user_data = UserData::new(format!("{container}-{instance}"))
+            .with_hostname(host)
+            .with_admin(&self.admin.user, self.admin.public_keys.clone())
+            .with_apt_proxy(cache.url.clone());
+        let machine_cpus =
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+        Ok(Launch {
+            limits,
+            network,
+            container,
+            user_data,
+            labels: host_labels(&ctx.scope, desired),
+            machine_cpus,
+        })
+    }
+
     /// Waits until the host's first boot finished and its SSH host key exists.
     async fn wait_for_boot(&self, id: &str, address: &Address) -> Result<String, ProviderError> {
         let deadline = Instant::now() + self.boot_timeout;
@@ -327,37 +382,16 @@ impl Provider for LocalProvider {
         if desired.attrs.get("kind").and_then(|v| v.as_str()) == Some("vm") {
             return vm::create(self, desired, ctx).await;
         }
-        let size = desired
-            .attrs
-            .get("size")
-            .and_then(|v| v.as_str())
-            .unwrap_or("small");
-        let limits = size_limits(size).ok_or_else(|| {
-            ProviderError::Other(format!(
-                "`{}`: `{size}` is not a local host size",
-                desired.address
-            ))
-        })?;
         let progress = |m: &str| (self.progress)(m);
         let image = image::ensure_host(&self.docker, &progress).await?;
-        let network = self.ensure_network(&ctx.scope).await?;
-        let cache = apt_cache::ensure(&self.docker, Some(&network), &progress).await?;
-        let names = Names::new(&ctx.scope);
-        let container = names.container(host);
-        let user_data = UserData::new(format!(
-            "{container}-{}",
-            desired
-                .spec_digest()
-                .trim_start_matches("sha256:")
-                .get(..12)
-                .unwrap_or("0")
-        ))
-        .with_hostname(host)
-        .with_admin(&self.admin.user, self.admin.public_keys.clone())
-        .with_apt_proxy(cache.url.clone());
-        let labels = host_labels(&ctx.scope, desired);
-        let machine_cpus =
-            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+        let Launch {
+            limits,
+            network,
+            container,
+            user_data,
+            labels,
+            machine_cpus,
+        } = self.prepare_launch(host, desired, ctx).await?;
         let cpus = limits.cpus.min(machine_cpus).to_string();
         let memory = format!("{}g", limits.memory_gib);
         let args = image::host_run_args(&HostContainer {

@@ -19,7 +19,7 @@ use hermes_core::seams::{ProviderError, StepContext};
 use hermes_core::{Address, ObservedResource, Resource};
 
 use crate::docker::Docker;
-use crate::host::{Names, host_labels, host_name, size_limits};
+use crate::host::host_name;
 use crate::image::{EmbeddedFile, ImageRecipe, UserData};
 use crate::{LocalProvider, apt_cache, image};
 
@@ -274,36 +274,16 @@ pub(crate) async fn create(
     ctx: &StepContext,
 ) -> Result<ObservedResource, ProviderError> {
     let host = host_name(&desired.address)?;
-    let size = desired
-        .attrs
-        .get("size")
-        .and_then(|v| v.as_str())
-        .unwrap_or("small");
-    let limits = size_limits(size).ok_or_else(|| {
-        ProviderError::Other(format!(
-            "`{}`: `{size}` is not a local host size",
-            desired.address
-        ))
-    })?;
     let progress = |m: &str| (provider.progress)(m);
     let image = ensure_runner(&provider.docker, &progress).await?;
-    let network = provider.ensure_network(&ctx.scope).await?;
-    let cache = apt_cache::ensure(&provider.docker, Some(&network), &progress).await?;
-    let container = Names::new(&ctx.scope).container(host);
-    let user_data = UserData::new(format!(
-        "{container}-{}",
-        desired
-            .spec_digest()
-            .trim_start_matches("sha256:")
-            .get(..12)
-            .unwrap_or("0")
-    ))
-    .with_hostname(host)
-    .with_admin(&provider.admin.user, provider.admin.public_keys.clone())
-    .with_apt_proxy(cache.url.clone());
-    let labels = host_labels(&ctx.scope, desired);
-    let machine_cpus =
-        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+    let crate::Launch {
+        limits,
+        network,
+        container,
+        user_data,
+        labels,
+        machine_cpus,
+    } = provider.prepare_launch(host, desired, ctx).await?;
     let args = run_args(&VmContainer {
         name: &container,
         image: &image,
