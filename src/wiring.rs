@@ -65,6 +65,16 @@ fn admin_key(stack: &LoadedStack) -> anyhow::Result<hermes_remote::AdminKey> {
     .with_context(|| format!("the admin key `{}`", path.display()))
 }
 
+/// Loads the stack named by `args` and wires the engine for it.
+pub(crate) fn load(
+    args: &crate::cli::StackArgs,
+    printer: Printer,
+) -> anyhow::Result<(LoadedStack, Wired)> {
+    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
+    let wired = wire(&loaded, printer)?;
+    Ok((loaded, wired))
+}
+
 /// Wires the engine for `stack`.
 pub(crate) fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Wired> {
     let store = Arc::new(hermes_state::LocalStateStore::new(

@@ -63,8 +63,8 @@ pub(crate) async fn destroy(
     targets: &[Target],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let engine = wiring::wire(&loaded, printer)?.engine;
+    let (loaded, wired) = wiring::load(args, printer)?;
+    let engine = wired.engine;
     let observed = engine.observe(&loaded.scope()).await?;
     let nothing = Desired {
         scope: loaded.scope(),

@@ -38,8 +38,7 @@ pub(crate) async fn status(
     output: OutputFormat,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let wired = wiring::wire(&loaded, printer)?;
+    let (loaded, wired) = wiring::load(args, printer)?;
     let scope = loaded.scope();
     let observed = wired.engine.observe(&scope).await?;
     let plan = hermes_plan::plan(&hermes_plan::desired(&loaded), &observed);
@@ -145,8 +144,7 @@ pub(crate) async fn ssh(
     command: &[String],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let wired = wiring::wire(&loaded, printer)?;
+    let (loaded, wired) = wiring::load(args, printer)?;
     let scope = loaded.scope();
     let (found, ip) = running_host(&wired, &scope, host, &args.stack).await?;
     let port = loaded.file.ssh.port;
@@ -280,8 +278,7 @@ pub(crate) async fn power(
     state: PowerState,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let wired = wiring::wire(&loaded, printer)?;
+    let (loaded, wired) = wiring::load(args, printer)?;
     let local = wired
         .local
         .as_ref()

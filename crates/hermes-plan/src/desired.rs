@@ -115,17 +115,21 @@ pub fn desired(stack: &LoadedStack) -> Desired {
     }
 }
 
+/// The operator's public keys, as written in the stack.
+fn authorized_keys(file: &StackFile) -> Vec<&str> {
+    file.ssh
+        .authorized_keys
+        .iter()
+        .map(hermes_stack::values::SshPublicKey::as_str)
+        .collect()
+}
+
 fn cloud_objects(stack: &LoadedStack, out: &mut Vec<Resource>) {
     let file = &stack.file;
     let name = file.name.as_str();
     let cloud = !matches!(file.provider, Provider::Local(_));
     if cloud {
-        let keys: Vec<&str> = file
-            .ssh
-            .authorized_keys
-            .iter()
-            .map(hermes_stack::values::SshPublicKey::as_str)
-            .collect();
+        let keys = authorized_keys(file);
         out.push(
             Resource::new(Address::new(Kind::SshKey, format!("{name}-admin")))
                 .fixed_attr("public-keys", json!(keys)),
@@ -181,12 +185,7 @@ fn proxy_rule(file: &StackFile) -> Value {
 
 fn hardening(file: &StackFile, host: Address, address: Address) -> Resource {
     let h = &file.hardening;
-    let keys: Vec<&str> = file
-        .ssh
-        .authorized_keys
-        .iter()
-        .map(hermes_stack::values::SshPublicKey::as_str)
-        .collect();
+    let keys = authorized_keys(file);
     let mut ignore: Vec<String> = h.fail2ban.ignore.iter().map(ToString::to_string).collect();
     ignore.extend(file.ssh.allow_from.iter().map(ToString::to_string));
     Resource::new(address)

@@ -434,40 +434,52 @@ impl ImageRecipe {
     }
 }
 
-/// The host image reference, building it if needed through the local apt cache
-/// ([`crate::apt_cache::ensure`], started first): measured here, `mmdebstrap` took about 30 s
-/// through the cache against about 90 s straight from Debian's archive, and later rebuilds (a
-/// changed recipe) find the packages cached. Builds straight from the archive when this machine
-/// cannot reach the cache container (an engine elsewhere, through `DOCKER_HOST`).
+impl ImageRecipe {
+    /// The image reference, building it if needed through the local apt cache
+    /// ([`crate::apt_cache::ensure`], started first): measured here, `mmdebstrap` took about 30 s
+    /// through the cache against about 90 s straight from Debian's archive, and later rebuilds (a
+    /// changed recipe) find the packages cached. Builds straight from the archive when this
+    /// machine cannot reach the cache container (an engine elsewhere, through `DOCKER_HOST`).
+    pub async fn ensure_through_cache(
+        &self,
+        docker: &Docker,
+        progress: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<String, ProviderError> {
+        if self.exists(docker).await? {
+            return Ok(self.tag());
+        }
+        let cache = crate::apt_cache::ensure(docker, None, progress).await?;
+        let address = format!("{}:{}", cache.address, crate::apt_cache::PORT);
+        let reachable = tokio::task::spawn_blocking(move || {
+            address.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+                std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if !reachable {
+            progress(&format!(
+                "the apt cache at {} is not reachable from this machine; building from Debian's \
+                 archive directly",
+                cache.url
+            ));
+        }
+        let options = BuildOptions {
+            apt_proxy: reachable.then(|| cache.url.clone()),
+            ..BuildOptions::default()
+        };
+        self.ensure_with(docker, &options, progress).await
+    }
+}
+
+/// The host image reference, building it if needed ([`ImageRecipe::ensure_through_cache`]).
 pub async fn ensure_host(
     docker: &Docker,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<String, ProviderError> {
-    let host = ImageRecipe::host();
-    if host.exists(docker).await? {
-        return Ok(host.tag());
-    }
-    let cache = crate::apt_cache::ensure(docker, None, progress).await?;
-    let address = format!("{}:{}", cache.address, crate::apt_cache::PORT);
-    let reachable = tokio::task::spawn_blocking(move || {
-        address
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-    })
-    .await
-    .unwrap_or(false);
-    let options = BuildOptions {
-        apt_proxy: reachable.then(|| cache.url.clone()),
-        ..BuildOptions::default()
-    };
-    if !reachable {
-        progress(&format!(
-            "the apt cache at {} is not reachable from this machine; building from Debian's \
-             archive directly",
-            cache.url
-        ));
-    }
-    host.ensure_with(docker, &options, progress).await
+    ImageRecipe::host()
+        .ensure_through_cache(docker, progress)
+        .await
 }
 
 /// A cross-process lock at `path` for short work (starting a shared container), waiting at most
@@ -514,6 +526,27 @@ pub const HOST_RUN_FLAGS: &[&str] = &[
     "--stop-timeout=30",
 ];
 
+/// Adds `labels` to a `docker run`, and an anonymous volume at `volume_dst` carrying the same
+/// labels (so that a stack's volumes are found, and removed, by its ownership labels too).
+pub(crate) fn push_labels(
+    args: &mut Vec<String>,
+    labels: &BTreeMap<String, String>,
+    volume_dst: &str,
+) -> Result<(), ProviderError> {
+    let mut mount = format!("--mount=type=volume,dst={volume_dst}");
+    for (k, v) in labels {
+        if k.contains([',', '"', '=']) || v.contains([',', '"']) {
+            return Err(ProviderError::Other(format!(
+                "label `{k}={v}` cannot be given to a volume (no `,`, `\"` or `=` in keys)"
+            )));
+        }
+        args.push(format!("--label={k}={v}"));
+        let _ = write!(mount, ",volume-label={k}={v}");
+    }
+    args.push(mount);
+    Ok(())
+}
+
 /// What [`host_run_args`] needs to start one container host.
 #[derive(Debug, Clone)]
 pub struct HostContainer<'a> {
@@ -542,17 +575,7 @@ pub fn host_run_args(host: &HostContainer<'_>) -> Result<Vec<String>, ProviderEr
         args.push(format!("--hostname={h}"));
     }
     args.extend(HOST_RUN_FLAGS.iter().map(|f| (*f).to_owned()));
-    let mut mount = String::from("--mount=type=volume,dst=/var/lib/docker");
-    for (k, v) in host.labels {
-        if k.contains([',', '"', '=']) || v.contains([',', '"']) {
-            return Err(ProviderError::Other(format!(
-                "label `{k}={v}` cannot be given to a volume (no `,`, `\"` or `=` in keys)"
-            )));
-        }
-        args.push(format!("--label={k}={v}"));
-        let _ = write!(mount, ",volume-label={k}={v}");
-    }
-    args.push(mount);
+    push_labels(&mut args, host.labels, "/var/lib/docker")?;
     if let Some(n) = host.network {
         args.push(format!("--network={n}"));
     }

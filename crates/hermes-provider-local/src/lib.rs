@@ -264,6 +264,27 @@ impl LocalProvider {
         })
     }
 
+    /// What a host just created (container `id`) looks like, with the host `key` read from it.
+    pub(crate) async fn created(
+        &self,
+        scope: &Scope,
+        id: &str,
+        address: &Address,
+        network: &str,
+        key: String,
+    ) -> Result<ObservedResource, ProviderError> {
+        let found = self
+            .docker
+            .owned_containers(scope)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| {
+                ProviderError::Other(format!("`{address}` vanished right after it was created"))
+            })?;
+        Ok(Self::observed(&found, address.clone(), network).attr(HOST_KEY_ATTR, key))
+    }
+
     /// Waits until the host's first boot finished and its SSH host key exists.
     async fn wait_for_boot(&self, id: &str, address: &Address) -> Result<String, ProviderError> {
         let deadline = Instant::now() + self.boot_timeout;
@@ -405,19 +426,8 @@ impl Provider for LocalProvider {
         })?;
         let id = self.docker.run(args).await?.trim().to_owned();
         let key = self.wait_for_boot(&id, &desired.address).await?;
-        let found = self
-            .docker
-            .owned_containers(&ctx.scope)
-            .await?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| {
-                ProviderError::Other(format!(
-                    "`{}` vanished right after it was created",
-                    desired.address
-                ))
-            })?;
-        Ok(Self::observed(&found, desired.address.clone(), &network).attr(HOST_KEY_ATTR, key))
+        self.created(&ctx.scope, &id, &desired.address, &network, key)
+            .await
     }
 
     async fn update(

@@ -14,14 +14,13 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use hermes_core::resource::HOST_KEY_ATTR;
 use hermes_core::seams::{ProviderError, StepContext};
 use hermes_core::{Address, ObservedResource, Resource};
 
 use crate::docker::Docker;
 use crate::host::host_name;
 use crate::image::{EmbeddedFile, ImageRecipe, UserData};
-use crate::{LocalProvider, apt_cache, image};
+use crate::{LocalProvider, image};
 
 /// Where the runner keeps the guest's disk (a volume, so a stopped VM keeps its disk).
 pub const DISK_DIR: &str = "/var/lib/hermes-vm";
@@ -156,30 +155,12 @@ pub fn runner_recipe() -> ImageRecipe {
     )
 }
 
-/// The runner image reference, building it if needed (through the apt cache when reachable,
-/// like the host image).
+/// The runner image reference, building it if needed ([`ImageRecipe::ensure_through_cache`]).
 pub async fn ensure_runner(
     docker: &Docker,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<String, ProviderError> {
-    let recipe = runner_recipe();
-    if recipe.exists(docker).await? {
-        return Ok(recipe.tag());
-    }
-    let cache = apt_cache::ensure(docker, None, progress).await?;
-    let address = format!("{}:{}", cache.address, apt_cache::PORT);
-    let reachable = tokio::task::spawn_blocking(move || {
-        address
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-    })
-    .await
-    .unwrap_or(false);
-    let options = image::BuildOptions {
-        apt_proxy: reachable.then(|| cache.url.clone()),
-        ..image::BuildOptions::default()
-    };
-    recipe.ensure_with(docker, &options, progress).await
+    runner_recipe().ensure_through_cache(docker, progress).await
 }
 
 /// The accelerator asked for by [`ACCEL_ENV`]: `kvm` or `tcg` (the default).
@@ -224,17 +205,7 @@ pub fn run_args(vm: &VmContainer<'_>) -> Result<Vec<String>, ProviderError> {
     if let Some(h) = &vm.user_data.hostname {
         args.push(format!("--hostname={h}"));
     }
-    let mut mount = format!("--mount=type=volume,dst={DISK_DIR}");
-    for (k, v) in vm.labels {
-        if k.contains([',', '"', '=']) || v.contains([',', '"']) {
-            return Err(ProviderError::Other(format!(
-                "label `{k}={v}` cannot be given to a volume (no `,`, `\"` or `=` in keys)"
-            )));
-        }
-        args.push(format!("--label={k}={v}"));
-        let _ = write!(mount, ",volume-label={k}={v}");
-    }
-    args.push(mount);
+    image::push_labels(&mut args, vm.labels, DISK_DIR)?;
     if let Some(n) = vm.network {
         args.push(format!("--network={n}"));
     }
@@ -306,19 +277,9 @@ pub(crate) async fn create(
         desired.address,
         started.elapsed().as_secs()
     ));
-    let found = provider
-        .docker
-        .owned_containers(&ctx.scope)
-        .await?
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| {
-            ProviderError::Other(format!(
-                "`{}` vanished right after it was created",
-                desired.address
-            ))
-        })?;
-    Ok(LocalProvider::observed(&found, desired.address.clone(), &network).attr(HOST_KEY_ATTR, key))
+    provider
+        .created(&ctx.scope, &id, &desired.address, &network, key)
+        .await
 }
 
 /// The guest's ed25519 host key from the lines its second serial port wrote, if any.

@@ -4,12 +4,9 @@
 //! then reused. The testbed's servers are Python scripts passed at `docker run` time, so changing
 //! a script never rebuilds the image.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 use hermes_provider_local::Docker;
-use hermes_provider_local::apt_cache;
-use hermes_provider_local::image::{BuildOptions, ImageRecipe};
+use hermes_provider_local::image::ImageRecipe;
 
 /// Packages of the tools image (their dependencies come too).
 pub const PACKAGES: &[&str] = &["python3", "iproute2", "curl", "ca-certificates"];
@@ -32,30 +29,11 @@ pub fn recipe() -> ImageRecipe {
 /// apt cache when this machine reaches it (faster, and shared with the host image), else
 /// straight from Debian's archive. Progress lines go to `tracing` (info).
 pub async fn ensure(docker: &Docker) -> anyhow::Result<String> {
-    let recipe = recipe();
-    if recipe.exists(docker).await.context("docker images")? {
-        return Ok(recipe.tag());
-    }
     let progress = |line: &str| tracing::info!(target: "hermes_testbed::image", "{line}");
-    let cache = apt_cache::ensure(docker, None, &progress)
+    recipe()
+        .ensure_through_cache(docker, &progress)
         .await
-        .context("starting the apt cache for the tools image build")?;
-    let address = format!("{}:{}", cache.address, apt_cache::PORT);
-    let reachable = tokio::task::spawn_blocking(move || {
-        address
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
-    })
-    .await
-    .unwrap_or(false);
-    let options = BuildOptions {
-        apt_proxy: reachable.then(|| cache.url.clone()),
-        ..BuildOptions::default()
-    };
-    recipe
-        .ensure_with(docker, &options, &progress)
-        .await
-        .context("building the testbed tools image")
+        .context("building the testbed tools image (through the apt cache when reachable)")
 }
 
 #[cfg(test)]
