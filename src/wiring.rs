@@ -1,6 +1,7 @@
 //! Wires real implementations into the engine for one loaded stack: the provider of its
-//! hosts, its state store, secret resolution, and a reporter that prints progress. Local stacks
-//! also get `hermes-infra`'s own admin key, kept beside the state.
+//! hosts, the SSH provider of their setup, its state store, secret resolution, and a reporter
+//! that prints progress. Local stacks also get `hermes-infra`'s own admin key, kept beside the
+//! state.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use hermes_core::seams::Provider;
+use hermes_core::seams::{Provider, StateStore as _};
 use hermes_engine::{Engine, Event, Reporter};
 use hermes_provider_local::{Admin, LocalProvider};
+use hermes_provider_ssh::{SshHostProvider, SshSettings};
+use hermes_remote::SshConfig;
 use hermes_stack::LoadedStack;
 use hermes_stack::wire::{Provider as ProviderConfig, State as StateConfig};
 
@@ -35,6 +38,8 @@ pub(crate) struct Wired {
     pub(crate) store: Arc<hermes_state::LocalStateStore>,
     /// The local provider, for local stacks (power, host keys, addresses).
     pub(crate) local: Option<Arc<LocalProvider>>,
+    /// The provider of host setup over SSH (hardening, Docker), for its per-host report.
+    pub(crate) hosts: Option<SshHostProvider>,
     /// The private key `hermes-infra` logs in with.
     pub(crate) admin_key: Option<PathBuf>,
     /// The admin user on every host.
@@ -66,17 +71,17 @@ fn admin_key(stack: &LoadedStack) -> anyhow::Result<hermes_remote::AdminKey> {
 }
 
 /// Loads the stack named by `args` and wires the engine for it.
-pub(crate) fn load(
+pub(crate) async fn load(
     args: &crate::cli::StackArgs,
     printer: Printer,
 ) -> anyhow::Result<(LoadedStack, Wired)> {
     let loaded = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let wired = wire(&loaded, printer)?;
+    let wired = wire(&loaded, printer).await?;
     Ok((loaded, wired))
 }
 
 /// Wires the engine for `stack`.
-pub(crate) fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Wired> {
+pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Wired> {
     let store = Arc::new(hermes_state::LocalStateStore::new(
         data_dir(stack)?.join("state"),
     ));
@@ -105,7 +110,7 @@ pub(crate) fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Wire
                 Arc::new(move |m: &str| printer.err(&format!("  local: {m}\n")));
             let local = Arc::new(LocalProvider::new(DOCKER_TIMEOUT, admin, progress));
             let provider: Arc<dyn Provider> = local.clone();
-            (vec![provider], Some(local), Some(key.private_key))
+            (vec![provider], Some(local), Some(key))
         }
         other => bail!(
             "the `{}` provider is not available in this build of hermes-infra yet: `validate` checks \
@@ -113,12 +118,31 @@ pub(crate) fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Wire
             other.name()
         ),
     };
+    let mut providers = providers;
+    let mut hosts = None;
+    if let Some(key) = &admin_key {
+        let pins = store.load(&stack.scope()).await?.host_keys;
+        let ssh = SshHostProvider::new(
+            SshConfig::new(key.private_key.clone()),
+            pins,
+            SshSettings {
+                admin_user: admin_user.clone(),
+                port: stack.file.ssh.port,
+                extra_keys: vec![key.public_key.clone()],
+                concurrency: hermes_provider_ssh::DEFAULT_CONCURRENCY,
+                revert_after: hermes_provider_ssh::DEFAULT_REVERT_AFTER,
+            },
+        );
+        providers.push(Arc::new(ssh.clone()));
+        hosts = Some(ssh);
+    }
     let engine = Engine::new(providers, store.clone(), reporter, secrets);
     Ok(Wired {
         engine,
         store,
         local,
-        admin_key,
+        hosts,
+        admin_key: admin_key.map(|k| k.private_key),
         admin_user,
     })
 }

@@ -1,6 +1,7 @@
 //! `hermes-infra apply` and `destroy`: plan (or read a saved plan), confirm, run through the
 //! engine, report what was done.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -9,13 +10,14 @@ use anyhow::{Context, bail};
 
 use hermes_engine::{ApplyOptions, ApplyReport};
 use hermes_plan::{Desired, Plan, Target};
+use hermes_provider_ssh::{HostReport, SshHostProvider};
 
 use crate::Outcome;
 use crate::cli::{OutputFormat, RunArgs, StackArgs};
 use crate::commands::plan;
 use crate::output::Printer;
 use crate::saved_plan::SavedPlan;
-use crate::wiring;
+use crate::wiring::{self, Wired};
 
 pub(crate) async fn apply(
     target: &Path,
@@ -44,17 +46,19 @@ pub(crate) async fn apply(
         if !targets.is_empty() {
             bail!("a saved plan is applied whole; narrow it with --target when making it");
         }
-        let wired = wiring::wire(&loaded, printer)?;
-        return execute(&wired.engine, &saved.plan, run, "apply", printer).await;
+        let wired = wiring::wire(&loaded, printer).await?;
+        return execute(&wired, &saved.plan, run, "apply", printer).await;
     }
     let (_, wired, plan) = plan::make(target, env, targets, printer).await?;
-    let engine = wired.engine;
     show(&plan, run.output, printer);
     if plan.is_empty() {
-        return Ok(Outcome::Done);
+        // Nothing to do is a result too: JSON callers get the empty report with the round
+        // trips that finding out cost.
+        let report = ApplyReport::new(plan.hash());
+        return report_outcome(&report, &wired, run.output, printer);
     }
     confirm(&plan, run.yes)?;
-    execute(&engine, &plan, run, "apply", printer).await
+    execute(&wired, &plan, run, "apply", printer).await
 }
 
 pub(crate) async fn destroy(
@@ -63,9 +67,8 @@ pub(crate) async fn destroy(
     targets: &[Target],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let (loaded, wired) = wiring::load(args, printer)?;
-    let engine = wired.engine;
-    let observed = engine.observe(&loaded.scope()).await?;
+    let (loaded, wired) = wiring::load(args, printer).await?;
+    let observed = wired.engine.observe(&loaded.scope()).await?;
     let nothing = Desired {
         scope: loaded.scope(),
         stack_digest: loaded.source_digest.clone(),
@@ -81,7 +84,7 @@ pub(crate) async fn destroy(
         allow_destroy: true,
         ..run.clone()
     };
-    execute(&engine, &plan, &run, "destroy", printer).await
+    execute(&wired, &plan, &run, "destroy", printer).await
 }
 
 /// Shows the plan about to be applied (text only: with `--output json` the report is the result).
@@ -126,7 +129,7 @@ fn eprint_prompt(text: &str) {
 }
 
 async fn execute(
-    engine: &hermes_engine::Engine,
+    wired: &Wired,
     plan: &Plan,
     run: &RunArgs,
     operation: &str,
@@ -146,19 +149,34 @@ async fn execute(
         operation: operation.to_owned(),
         cancel,
     };
-    let result = engine.apply(plan, options).await;
+    let result = wired.engine.apply(plan, options).await;
     signals.abort();
     let report = result?;
-    report_outcome(&report, run.output, printer)
+    report_outcome(&report, wired, run.output, printer)
+}
+
+/// An apply's JSON result: the engine's report and what happened on each host.
+#[derive(serde::Serialize)]
+struct ApplyOutput<'a> {
+    #[serde(flatten)]
+    report: &'a ApplyReport,
+    /// Per host: SSH connections and exec round trips, files changed, settings not applicable.
+    hosts: BTreeMap<String, HostReport>,
 }
 
 fn report_outcome(
     report: &ApplyReport,
+    wired: &Wired,
     output: OutputFormat,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
+    let hosts = wired
+        .hosts
+        .as_ref()
+        .map(SshHostProvider::host_reports)
+        .unwrap_or_default();
     match output {
-        OutputFormat::Json => printer.json(report)?,
+        OutputFormat::Json => printer.json(&ApplyOutput { report, hosts })?,
         OutputFormat::Text => {
             let mut text = format!("{} change(s) done", report.done.len());
             if !report.failed.is_empty() {
@@ -177,6 +195,16 @@ fn report_outcome(
             }
             for a in &report.not_started {
                 let _ = writeln!(text, "  not started: {a}");
+            }
+            for (host, r) in &hosts {
+                for (phase, files) in &r.changed {
+                    let _ = writeln!(text, "  {host}: {phase} changed {}", files.join(", "));
+                }
+                for (phase, skipped) in &r.not_applicable {
+                    for what in skipped {
+                        let _ = writeln!(text, "  {host}: {phase}: not applicable: {what}");
+                    }
+                }
             }
             printer.out(&text);
         }

@@ -1,6 +1,7 @@
 //! Host verbs: `status` (power state, address, pinned key, pending changes of every host),
 //! `ssh HOST` (a shell or a command, with the pinned host key enforced) and `power on|off HOST`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -38,7 +39,7 @@ pub(crate) async fn status(
     output: OutputFormat,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let (loaded, wired) = wiring::load(args, printer)?;
+    let (loaded, wired) = wiring::load(args, printer).await?;
     let scope = loaded.scope();
     let observed = wired.engine.observe(&scope).await?;
     let plan = hermes_plan::plan(&hermes_plan::desired(&loaded), &observed);
@@ -112,7 +113,13 @@ async fn running_host(
     host: &str,
     stack: &Path,
 ) -> anyhow::Result<(ObservedResource, String)> {
-    let observed = wired.engine.observe(scope).await?;
+    // Only the hosts' own provider: reaching one host must not depend on reaching the others.
+    let observed = match &wired.local {
+        Some(local) => {
+            hermes_core::seams::Provider::observe(local.as_ref(), scope, &BTreeMap::new()).await?
+        }
+        None => wired.engine.observe(scope).await?,
+    };
     let address = Address::new(Kind::Host, host);
     let Some(found) = observed.into_iter().find(|o| o.address == address) else {
         bail!("host `{host}` does not exist in {scope}; `hermes-infra status` lists the hosts");
@@ -144,7 +151,7 @@ pub(crate) async fn ssh(
     command: &[String],
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let (loaded, wired) = wiring::load(args, printer)?;
+    let (loaded, wired) = wiring::load(args, printer).await?;
     let scope = loaded.scope();
     let (found, ip) = running_host(&wired, &scope, host, &args.stack).await?;
     let port = loaded.file.ssh.port;
@@ -278,7 +285,7 @@ pub(crate) async fn power(
     state: PowerState,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
-    let (loaded, wired) = wiring::load(args, printer)?;
+    let (loaded, wired) = wiring::load(args, printer).await?;
     let local = wired
         .local
         .as_ref()

@@ -19,7 +19,7 @@ pub(crate) async fn make(
     printer: Printer,
 ) -> anyhow::Result<(hermes_stack::LoadedStack, Wired, hermes_plan::Plan)> {
     let loaded = hermes_stack::load(stack, env)?;
-    let wired = wiring::wire(&loaded, printer)?;
+    let wired = wiring::wire(&loaded, printer).await?;
     let observed = wired.engine.observe(&loaded.scope()).await?;
     let plan = hermes_plan::plan(&hermes_plan::desired(&loaded), &observed).targeting(targets);
     Ok((loaded, wired, plan))

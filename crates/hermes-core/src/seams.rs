@@ -62,6 +62,10 @@ pub struct StepContext {
     /// The world as known when the step started: everything observed, updated with the results
     /// of the steps finished so far (so an agent step finds the address of the host just created).
     pub world: Arc<BTreeMap<Address, ObservedResource>>,
+    /// The hash of the plan being applied (for audit records on hosts).
+    pub plan_hash: String,
+    /// Who is applying it (`user@machine (pid N)`, as recorded in the lock).
+    pub holder: String,
 }
 
 /// Observes and changes resources of some kinds: a cloud (hosts, keys, firewalls), the local

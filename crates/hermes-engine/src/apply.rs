@@ -143,7 +143,15 @@ impl Engine {
             .map(|o| (o.address.clone(), o))
             .collect();
 
-        let mut run = Run::new(self, scope, cancel, world, report, schedule.len());
+        let mut run = Run::new(
+            self,
+            scope,
+            cancel,
+            &lock.holder,
+            world,
+            report,
+            schedule.len(),
+        );
         run.phase(&schedule.destroy).await;
         run.phase(&schedule.create).await;
         let (mut report, world) = run.finish();

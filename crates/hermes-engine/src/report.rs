@@ -123,7 +123,7 @@ pub struct ApplyReport {
 
 impl ApplyReport {
     /// A report of a run in which nothing has happened yet.
-    pub(crate) fn new(plan_hash: String) -> Self {
+    pub fn new(plan_hash: String) -> Self {
         Self {
             plan_hash,
             done: Vec::new(),

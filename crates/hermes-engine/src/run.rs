@@ -36,6 +36,8 @@ pub(crate) struct Run<'a> {
     engine: &'a Engine,
     scope: &'a Scope,
     cancel: &'a CancellationToken,
+    /// Who is applying (recorded by providers that keep an audit trail).
+    holder: String,
     /// Everything observed, updated with the results of finished steps.
     world: Arc<BTreeMap<Address, ObservedResource>>,
     report: ApplyReport,
@@ -52,6 +54,7 @@ impl<'a> Run<'a> {
         engine: &'a Engine,
         scope: &'a Scope,
         cancel: &'a CancellationToken,
+        holder: &str,
         world: BTreeMap<Address, ObservedResource>,
         report: ApplyReport,
         total: usize,
@@ -60,6 +63,7 @@ impl<'a> Run<'a> {
             engine,
             scope,
             cancel,
+            holder: holder.to_owned(),
             world: Arc::new(world),
             report,
             total,
@@ -162,6 +166,8 @@ impl<'a> Run<'a> {
             scope: self.scope.clone(),
             secrets: Arc::clone(&self.engine.secrets),
             world: Arc::clone(&self.world),
+            plan_hash: self.report.plan_hash.clone(),
+            holder: self.holder.clone(),
         };
         self.engine.reporter.event(&Event::StepStarted {
             address: step.address.clone(),

@@ -69,6 +69,10 @@ pub fn desired(stack: &LoadedStack) -> Desired {
         out.push(
             Resource::new(docker_addr.clone())
                 .attr("source", "debian")
+                .attr(
+                    "templates",
+                    hermes_render::templates_digest(hermes_render::Phase::DockerEngine),
+                )
                 .after(hardening_addr),
         );
 
@@ -208,6 +212,10 @@ fn hardening(file: &StackFile, host: Address, address: Address) -> Resource {
         .attr("sysctl", json!(h.sysctl))
         .attr("inbound", json!(h.inbound))
         .attr("proxy", proxy_rule(file))
+        .attr(
+            "templates",
+            hermes_render::templates_digest(hermes_render::Phase::HostHardening),
+        )
         .after(host)
 }
 

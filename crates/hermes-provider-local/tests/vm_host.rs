@@ -160,6 +160,8 @@ async fn a_vm_host_boots_debians_cloud_kernel_and_is_reached_with_its_pinned_key
         scope: Scope::new(stack.as_str(), "test"),
         secrets: Arc::new(NoSecrets),
         world: Arc::new(BTreeMap::new()),
+        plan_hash: "sha256:test".to_owned(),
+        holder: "vm_host test".to_owned(),
     };
     let desired = Resource::new(Address::new(Kind::Host, "vm-1"))
         .attr("size", "small")

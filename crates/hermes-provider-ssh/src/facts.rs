@@ -1,0 +1,208 @@
+//! A host's facts, read in one round trip, and the observed resources they describe.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use hermes_core::{Address, Kind, ObservedResource};
+use hermes_render::{HostFacts, Phase};
+
+use crate::manifest::Manifest;
+
+/// What the facts script reports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct Facts {
+    /// Format version.
+    pub(crate) v: u32,
+    /// `systemd-detect-virt --container`: `none` on a VM or a cloud server.
+    pub(crate) container: String,
+    /// The address the admin connection comes from.
+    pub(crate) admin_source: String,
+    /// `loaded` when hermes-infra's nftables table is in the ruleset.
+    pub(crate) firewall: String,
+    /// `systemctl is-active` of the services the phases run.
+    pub(crate) services: BTreeMap<String, String>,
+    /// Each phase that left a manifest.
+    pub(crate) phases: BTreeMap<String, PhaseFacts>,
+}
+
+/// One phase's manifest and the current digests of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct PhaseFacts {
+    /// The manifest, base64.
+    manifest: String,
+    /// `sha256:<hex>` or `missing`, by path.
+    files: BTreeMap<String, String>,
+}
+
+impl Facts {
+    /// Reads the facts script's output.
+    pub(crate) fn parse(stdout: &[u8]) -> Result<Self, String> {
+        let text = String::from_utf8_lossy(stdout);
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or("");
+        let facts: Facts = serde_json::from_str(line)
+            .map_err(|e| format!("the facts script's output is not the expected JSON ({e})"))?;
+        if facts.v != 1 {
+            return Err(format!("facts format {} is not supported", facts.v));
+        }
+        Ok(facts)
+    }
+
+    /// What the renderer needs.
+    pub(crate) fn host_facts(&self) -> HostFacts {
+        HostFacts {
+            kernel_own: self.container == "none",
+            admin_source: self.admin_source.parse::<IpAddr>().ok(),
+        }
+    }
+
+    fn active(&self, service: &str) -> bool {
+        self.services.get(service).map(String::as_str) == Some("active")
+    }
+
+    /// The resource of `phase` on `host` as the host reports it, if the phase ran there.
+    pub(crate) fn observed(&self, host: &str, phase: Phase) -> Option<ObservedResource> {
+        let found = self.phases.get(phase.as_str())?;
+        let kind = match phase {
+            Phase::HostHardening => Kind::HostHardening,
+            Phase::DockerEngine => Kind::DockerEngine,
+        };
+        let mut observed = ObservedResource::new(Address::new(kind, host), host.to_owned());
+        let manifest = base64::engine::general_purpose::STANDARD
+            .decode(found.manifest.as_bytes())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
+        let Some(manifest) = manifest else {
+            observed.drift.insert(
+                format!("/etc/hermes-infra/manifest.d/{phase}.json"),
+                "unreadable".to_owned(),
+            );
+            return Some(observed);
+        };
+        observed.attrs = manifest.spec.clone();
+        for (path, recorded) in &manifest.files {
+            match found.files.get(path).map(String::as_str) {
+                Some(actual) if actual == recorded => {}
+                Some("missing") | None => {
+                    observed
+                        .drift
+                        .insert(path.clone(), "missing on the host".to_owned());
+                }
+                Some(_) => {
+                    observed
+                        .drift
+                        .insert(path.clone(), "edited on the host".to_owned());
+                }
+            }
+        }
+        match phase {
+            Phase::HostHardening => {
+                if !self.active("ssh") {
+                    observed.drift.insert("ssh".into(), "not running".into());
+                }
+                let fail2ban = manifest
+                    .spec
+                    .get("fail2ban")
+                    .and_then(|f| f.get("enabled"))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(true);
+                if fail2ban && !self.active("fail2ban") {
+                    observed
+                        .drift
+                        .insert("fail2ban".into(), "not running".into());
+                }
+                if self.firewall != "loaded" {
+                    observed.drift.insert(
+                        "firewall".into(),
+                        "the hermes-infra nftables table is not loaded".into(),
+                    );
+                }
+            }
+            Phase::DockerEngine => {
+                if !self.active("docker") {
+                    observed.drift.insert("docker".into(), "not running".into());
+                }
+            }
+        }
+        Some(observed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn facts_with(manifest: &Manifest, files: &[(&str, &str)]) -> Facts {
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(manifest).expect("json"));
+        let files: BTreeMap<&str, &str> = files.iter().copied().collect();
+        let line = json!({
+            "v": 1, "container": "docker", "admin_source": "172.18.0.1", "firewall": "loaded",
+            "services": {"ssh": "active", "fail2ban": "active", "nftables": "active", "docker": "inactive"},
+            "phases": {"host-hardening": {"manifest": encoded, "files": files}},
+        });
+        Facts::parse(format!("noise\n{line}\n").as_bytes()).expect("facts parse")
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            v: 1,
+            phase: "host-hardening".into(),
+            spec: [("ssh-port".to_owned(), json!(22))].into_iter().collect(),
+            files: [("/etc/a".to_owned(), "sha256:aa".to_owned())]
+                .into_iter()
+                .collect(),
+            not_applicable: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_intact_phase_reports_its_applied_attributes_and_no_drift() {
+        let facts = facts_with(&manifest(), &[("/etc/a", "sha256:aa")]);
+        let observed = facts
+            .observed("web-1", Phase::HostHardening)
+            .expect("phase ran");
+        assert_eq!(observed.attrs.get("ssh-port"), Some(&json!(22)));
+        assert!(observed.drift.is_empty(), "{:?}", observed.drift);
+        assert!(!facts.host_facts().kernel_own);
+        assert_eq!(
+            facts.host_facts().admin_source,
+            Some("172.18.0.1".parse().expect("ip"))
+        );
+    }
+
+    #[test]
+    fn an_edited_or_missing_file_is_drift() {
+        let edited = facts_with(&manifest(), &[("/etc/a", "sha256:bb")]);
+        let drift = edited
+            .observed("web-1", Phase::HostHardening)
+            .expect("phase ran")
+            .drift;
+        assert_eq!(
+            drift.get("/etc/a").map(String::as_str),
+            Some("edited on the host")
+        );
+        let missing = facts_with(&manifest(), &[("/etc/a", "missing")]);
+        let drift = missing
+            .observed("web-1", Phase::HostHardening)
+            .expect("phase ran")
+            .drift;
+        assert_eq!(
+            drift.get("/etc/a").map(String::as_str),
+            Some("missing on the host")
+        );
+    }
+
+    #[test]
+    fn a_phase_that_never_ran_is_not_observed() {
+        let facts = facts_with(&manifest(), &[]);
+        assert!(facts.observed("web-1", Phase::DockerEngine).is_none());
+    }
+}

@@ -1,0 +1,394 @@
+//! The SSH host provider: observes and applies the host-level resources (`host-hardening`,
+//! `docker-engine`) of hosts that another provider created, through one SSH connection per host
+//! for the whole run.
+//!
+//! - Observation is one facts script per host (one exec round trip after authentication),
+//!   hosts in parallel up to a bound. The facts carry each phase's manifest and the current
+//!   digests of its files, so a hand-edited managed file shows as drift in `plan`.
+//! - A phase is one idempotent script fed one tar stream of rendered files; a service reloads
+//!   only when its files changed. A no-op apply therefore costs the facts round trip alone.
+//! - Changes to sshd or the firewall never lock the admin out: they are syntax-checked, a timer on
+//!   the host arms their revert, a fresh login (a second connection, `sudo -n true`) is tested
+//!   while the first session stays open, and only then is the change confirmed; a failed login
+//!   reverts it at once.
+//! - Kernel-level settings are rendered only for hosts that own their kernel; what is left out is
+//!   reported ([`SshHostProvider::host_reports`]), never silently skipped.
+//!
+//! It knows nothing of clouds: it finds hosts' addresses in the world other providers observed.
+
+mod apply;
+mod facts;
+mod manifest;
+mod payload;
+mod scripts;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use hermes_core::resource::HOST_KEY_ATTR;
+use hermes_core::seams::{HostEndpoint, Provider, ProviderError, StepContext};
+use hermes_core::{Address, Kind, ObservedResource, Resource, Scope};
+use hermes_remote::{HostKeys, PinnedHostKeys, RoundTrips, SshConfig, SshConnector, SshRemote};
+use hermes_render::Phase;
+
+use crate::facts::Facts;
+
+/// Default number of hosts observed at once.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// Default time after which a host reverts an sshd or firewall change nobody confirmed.
+pub const DEFAULT_REVERT_AFTER: Duration = Duration::from_mins(2);
+
+/// How the provider reaches hosts and what it adds to the stack's settings.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// The admin user on every host.
+    pub admin_user: String,
+    /// The SSH port.
+    pub port: u16,
+    /// Public keys allowed to log in besides the stack's (hermes-infra's own key on local
+    /// stacks), so that hardening never removes the key the tool logs in with.
+    pub extra_keys: Vec<String>,
+    /// Hosts observed at once.
+    pub concurrency: usize,
+    /// When an unconfirmed sshd or firewall change is reverted by the host itself.
+    pub revert_after: Duration,
+}
+
+/// What the provider did on one host during this run, for the CLI's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostReport {
+    /// SSH connections opened (one per run, one more for each fresh-login test).
+    pub connections: u64,
+    /// Scripts run (exec round trips after authentication).
+    pub exec_round_trips: u64,
+    /// Files changed, by phase.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub changed: BTreeMap<String, Vec<String>>,
+    /// Settings left out on this host, with the reason, by phase.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_applicable: BTreeMap<String, Vec<String>>,
+}
+
+/// One host's connection and latest facts.
+#[derive(Default)]
+struct Slot {
+    remote: tokio::sync::Mutex<Option<Arc<SshRemote>>>,
+    facts: Mutex<Option<Facts>>,
+}
+
+struct Inner {
+    connector: SshConnector,
+    host_keys: Arc<PinnedHostKeys>,
+    settings: SshSettings,
+    slots: Mutex<BTreeMap<String, Arc<Slot>>>,
+    reports: Mutex<BTreeMap<String, HostReport>>,
+}
+
+/// Host hardening and the Docker engine, over SSH.
+#[derive(Clone)]
+pub struct SshHostProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SshHostProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshHostProvider")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+const KINDS: [Kind; 2] = [Kind::HostHardening, Kind::DockerEngine];
+
+fn phase_of(kind: Kind) -> Option<Phase> {
+    match kind {
+        Kind::HostHardening => Some(Phase::HostHardening),
+        Kind::DockerEngine => Some(Phase::DockerEngine),
+        _ => None,
+    }
+}
+
+impl SshHostProvider {
+    /// A provider connecting with `ssh`, checking host keys against `pinned` (by host name, from
+    /// the state). Keys of hosts created in this run are pinned from what their provider read.
+    pub fn new(ssh: SshConfig, pinned: BTreeMap<String, String>, settings: SshSettings) -> Self {
+        let host_keys = Arc::new(PinnedHostKeys::new(pinned));
+        let connector = SshConnector::new(ssh, Arc::clone(&host_keys) as Arc<dyn HostKeys>);
+        Self {
+            inner: Arc::new(Inner {
+                connector,
+                host_keys,
+                settings,
+                slots: Mutex::default(),
+                reports: Mutex::default(),
+            }),
+        }
+    }
+
+    /// What was done on each host so far, with the round trips counted by the connector.
+    pub fn host_reports(&self) -> BTreeMap<String, HostReport> {
+        let mut reports = self
+            .inner
+            .reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for (
+            host,
+            RoundTrips {
+                connections,
+                exec_channels,
+            },
+        ) in self.inner.connector.round_trips()
+        {
+            let report = reports.entry(host).or_default();
+            report.connections = connections;
+            report.exec_round_trips = exec_channels;
+        }
+        reports
+    }
+}
+
+impl Inner {
+    fn slot(&self, host: &str) -> Arc<Slot> {
+        Arc::clone(
+            self.slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(host.to_owned())
+                .or_default(),
+        )
+    }
+
+    fn report(&self, host: &str, update: impl FnOnce(&mut HostReport)) {
+        update(
+            self.reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(host.to_owned())
+                .or_default(),
+        );
+    }
+
+    /// Where `host` is, from what the host's provider observed.
+    fn endpoint(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<HostEndpoint, ProviderError> {
+        let found = world.get(&Address::new(Kind::Host, host)).ok_or_else(|| {
+            ProviderError::Other(format!(
+                "host `{host}` does not exist (yet); its host-level resources wait for it"
+            ))
+        })?;
+        let attr = |k: &str| found.attrs.get(k).and_then(|v| v.as_str());
+        if let Some(state) = attr("state")
+            && state != "running"
+        {
+            return Err(ProviderError::Other(format!(
+                "host `{host}` is {state}; power it on (`hermes-infra power on STACK {host}`) and try again"
+            )));
+        }
+        let address = attr("address").ok_or_else(|| {
+            ProviderError::Other(format!("host `{host}` has no address to connect to"))
+        })?;
+        // A host created (or replaced) in this run: pin the key its provider read through a
+        // trusted channel, so the first connection is already checked against the new host.
+        if let Some(key) = attr(HOST_KEY_ATTR) {
+            let _ = self.host_keys.pin(host, key);
+        }
+        Ok(HostEndpoint {
+            host: host.to_owned(),
+            address: address.to_owned(),
+            port: self.settings.port,
+            user: self.settings.admin_user.clone(),
+        })
+    }
+
+    /// The run's connection to `host`, opened on first use.
+    async fn remote(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Arc<SshRemote>, ProviderError> {
+        let slot = self.slot(host);
+        let mut remote = slot.remote.lock().await;
+        if let Some(open) = remote.as_ref() {
+            return Ok(Arc::clone(open));
+        }
+        let endpoint = self.endpoint(host, world)?;
+        let opened = Arc::new(
+            self.connector
+                .open(&endpoint)
+                .await
+                .map_err(|e| ProviderError::Transient(e.to_string()))?,
+        );
+        *remote = Some(Arc::clone(&opened));
+        Ok(opened)
+    }
+
+    /// Forgets the connection to `host` after a failure, so the next step opens a new one.
+    async fn drop_remote(&self, host: &str) {
+        *self.slot(host).remote.lock().await = None;
+    }
+
+    /// Runs the facts script on `host` and keeps the result.
+    async fn read_facts(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Facts, ProviderError> {
+        let remote = self.remote(host, world).await?;
+        let output = hermes_core::seams::Remote::run(
+            remote.as_ref(),
+            "facts",
+            &scripts::as_root(scripts::FACTS),
+            &[],
+        )
+        .await;
+        let output = match output {
+            Ok(output) => output,
+            Err(e) => {
+                self.drop_remote(host).await;
+                return Err(ProviderError::Transient(e.to_string()));
+            }
+        };
+        if output.status != 0 {
+            return Err(ProviderError::Other(format!(
+                "host `{host}`, step `facts`: the facts script exited with {}: {} (the admin user \
+                 needs passwordless sudo)",
+                output.status,
+                apply::tail(&output.stderr)
+            )));
+        }
+        let facts = Facts::parse(&output.stdout)
+            .map_err(|e| ProviderError::Other(format!("host `{host}`, step `facts`: {e}")))?;
+        *self
+            .slot(host)
+            .facts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(facts.clone());
+        Ok(facts)
+    }
+
+    /// The facts of `host` read in this run, or read now.
+    async fn facts(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Facts, ProviderError> {
+        let known = self
+            .slot(host)
+            .facts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match known {
+            Some(facts) => Ok(facts),
+            None => self.read_facts(host, world).await,
+        }
+    }
+}
+
+/// Hosts that are running and have an address: the ones whose setup can be observed.
+fn reachable_hosts(world: &BTreeMap<Address, ObservedResource>) -> Vec<String> {
+    world
+        .values()
+        .filter(|o| o.address.kind == Kind::Host)
+        .filter(|o| o.attrs.get("state").and_then(|v| v.as_str()) == Some("running"))
+        .filter(|o| o.attrs.contains_key("address"))
+        .map(|o| o.address.name.clone())
+        .collect()
+}
+
+#[async_trait]
+impl Provider for SshHostProvider {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn kinds(&self) -> &[Kind] {
+        &KINDS
+    }
+
+    async fn observe(
+        &self,
+        _scope: &Scope,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Vec<ObservedResource>, ProviderError> {
+        let hosts = reachable_hosts(world);
+        let world = Arc::new(world.clone());
+        let bound = Arc::new(tokio::sync::Semaphore::new(
+            self.inner.settings.concurrency.max(1),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for host in hosts {
+            let inner = Arc::clone(&self.inner);
+            let world = Arc::clone(&world);
+            let bound = Arc::clone(&bound);
+            tasks.spawn(async move {
+                let _permit = bound.acquire_owned().await;
+                let facts = inner.read_facts(&host, &world).await?;
+                Ok::<_, ProviderError>(
+                    Phase::ALL
+                        .into_iter()
+                        .filter_map(|phase| facts.observed(&host, phase))
+                        .collect::<Vec<_>>(),
+                )
+            });
+        }
+        let mut found = Vec::new();
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(resources)) => found.extend(resources),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(ProviderError::Other(format!(
+                        "observing a host stopped unexpectedly ({e}); this is a bug"
+                    )));
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        found.sort_by(|a, b| a.address.cmp(&b.address));
+        Ok(found)
+    }
+
+    async fn create(
+        &self,
+        desired: &Resource,
+        ctx: &StepContext,
+    ) -> Result<ObservedResource, ProviderError> {
+        apply::phase(&self.inner, desired, ctx).await
+    }
+
+    async fn update(
+        &self,
+        desired: &Resource,
+        _observed: &ObservedResource,
+        ctx: &StepContext,
+    ) -> Result<ObservedResource, ProviderError> {
+        apply::phase(&self.inner, desired, ctx).await
+    }
+
+    /// Host-level resources leave the stack only with their host, which is deleted (or
+    /// replaced) in the same run: nothing is done on the host, and an unreachable host does
+    /// not hold up its own deletion.
+    async fn delete(
+        &self,
+        observed: &ObservedResource,
+        _ctx: &StepContext,
+    ) -> Result<(), ProviderError> {
+        tracing::debug!(address = %observed.address, "host-level resource forgotten with its host");
+        Ok(())
+    }
+}

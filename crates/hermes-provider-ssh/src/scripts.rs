@@ -1,0 +1,64 @@
+//! The shell scripts run on hosts (embedded from `assets/`), and how they are given their
+//! settings and run as root.
+
+/// Facts: one JSON line, read-only.
+pub(crate) const FACTS: &str = include_str!("../assets/facts.sh");
+/// One phase's files, packages, reloads, under a revert timer for sshd and the firewall.
+pub(crate) const PHASE: &str = include_str!("../assets/phase.sh");
+/// Keeps a lockout-protected change after a fresh login worked.
+pub(crate) const CONFIRM: &str = include_str!("../assets/confirm.sh");
+/// Undoes a lockout-protected change at once after a fresh login failed.
+pub(crate) const REVERT: &str = include_str!("../assets/revert.sh");
+
+/// `value` as one single-quoted shell word.
+pub(crate) fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `script` preceded by `NAME='value'` lines.
+pub(crate) fn with_settings(settings: &[(&str, String)], script: &str) -> String {
+    let mut text = String::new();
+    for (name, value) in settings {
+        text.push_str(name);
+        text.push('=');
+        text.push_str(&quote(value));
+        text.push('\n');
+    }
+    text.push_str(script);
+    text
+}
+
+/// A script for `sh -s` (run as the admin user) that runs `script` as root through `sudo`,
+/// with the admin connection's `SSH_CLIENT` as its `$1` (sudo does not pass the environment).
+/// Standard input, with any payload after the script, goes on to the root shell.
+pub(crate) fn as_root(script: &str) -> String {
+    format!(
+        "exec sudo -n /bin/sh -c {} hermes-infra \"${{SSH_CLIENT:-}}\"",
+        quote(script)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(
+            with_settings(&[("A", "x y".to_owned())], "echo $A"),
+            "A='x y'\necho $A"
+        );
+    }
+
+    #[test]
+    fn every_script_is_valid_sh() {
+        for script in [FACTS, PHASE, CONFIRM, REVERT] {
+            let status = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .status()
+                .expect("sh runs");
+            assert!(status.success(), "sh -n refused a script");
+        }
+    }
+}
