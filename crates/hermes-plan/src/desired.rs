@@ -190,8 +190,9 @@ fn proxy_rule(file: &StackFile) -> Value {
 fn hardening(file: &StackFile, host: Address, address: Address) -> Resource {
     let h = &file.hardening;
     let keys = authorized_keys(file);
-    let mut ignore: Vec<String> = h.fail2ban.ignore.iter().map(ToString::to_string).collect();
-    ignore.extend(file.ssh.allow_from.iter().map(ToString::to_string));
+    // `ssh.allow-from` is not added: an allowed network may be large (an office, a VPN, the
+    // whole internet), and a source inside it that guesses passwords must still be banned.
+    let ignore: Vec<String> = h.fail2ban.ignore.iter().map(ToString::to_string).collect();
     Resource::new(address)
         .attr("admin-user", file.ssh.admin_user.as_str())
         .attr("ssh-port", file.ssh.port)

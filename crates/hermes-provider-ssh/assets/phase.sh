@@ -1,7 +1,8 @@
 # hermes-infra phase script: puts one phase's files in place, idempotently. Runs as root.
 # Set before this text: PHASE, PACKAGES, REVERT_AFTER (seconds), AUDIT_WHO, AUDIT_PLAN,
 # ADMIN_USER, ADMIN_GROUP (empty for phases that do not manage the admin), ENSURE_RUNNING
-# (services that must be running), ENSURE_FIREWALL (yes: our nftables table must be loaded).
+# (services that must be running), ENSURE_FIREWALL (yes: our nftables table must be loaded),
+# SSH_PORT.
 # Reads a tar stream on stdin: files/<absolute path>, files.list ("MODE RELOAD PATH" lines),
 # manifest.json, manifest.files. Prints one JSON line: what changed and whether the caller
 # must test a fresh login and confirm (sshd or firewall changed), or the change is final.
@@ -141,6 +142,14 @@ REVERT
     fi
     if has sshd; then
         systemctl reload ssh || { systemctl stop "$unit.timer"; sh "$revert"; fail "sshd did not reload; the old configuration was put back"; }
+        # sshd re-executes itself on reload: wait (at most 10 s) until it listens again, so that
+        # the caller's fresh-login test meets the new sshd, not a closed port.
+        tries=0
+        until ss -Htln "sport = :$SSH_PORT" | grep -q .; do
+            tries=$((tries + 1))
+            [ "$tries" -le 100 ] || break
+            sleep 0.1
+        done
     fi
 fi
 

@@ -120,6 +120,7 @@ pub(crate) async fn phase(
             if hardening { "hermes-ssh" } else { "" }.to_owned(),
         ),
         ("ENSURE_RUNNING", ensure.to_owned()),
+        ("SSH_PORT", inner.settings.port.to_string()),
         (
             "ENSURE_FIREWALL",
             if hardening { "yes" } else { "no" }.to_owned(),

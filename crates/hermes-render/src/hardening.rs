@@ -223,10 +223,17 @@ pub fn hardening_files(
 ) -> Result<Rendered, RenderError> {
     let mut not_applicable = Vec::new();
     let mut allow = spec.ssh_allow_from.clone();
+    let mut fail2ban = spec.fail2ban.clone();
+    // No SSH sources in the stack (local stacks only): the machine hermes-infra runs on, as
+    // the host sees it, may connect and is never banned.
     if allow.is_empty()
         && let Some(source) = facts.admin_source
     {
-        allow.push(IpNet::from(source).to_string());
+        let own = IpNet::from(source).to_string();
+        allow.push(own.clone());
+        if !fail2ban.ignore.contains(&own) {
+            fail2ban.ignore.push(own);
+        }
     }
     let (ssh_allow_v4, ssh_allow_v6) = split(&allow)?;
     let mut inbound = Vec::new();
@@ -254,12 +261,6 @@ pub fn hardening_files(
     for key in extra_keys {
         if !keys.contains(key) {
             keys.push(key.clone());
-        }
-    }
-    let mut fail2ban = spec.fail2ban.clone();
-    for source in &allow {
-        if !fail2ban.ignore.contains(source) {
-            fail2ban.ignore.push(source.clone());
         }
     }
     let sysctl = sysctl_entries(spec, facts, &mut not_applicable);

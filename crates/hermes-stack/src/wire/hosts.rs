@@ -217,7 +217,8 @@ pub struct Fail2ban {
     /// Also ban repeat offenders for a week (the recidive jail).
     #[serde(default = "yes")]
     pub recidive: bool,
-    /// Addresses never banned (the operator's, CI's); SSH `allow-from` is added automatically.
+    /// Addresses never banned (the operator's, CI's). On a local stack without
+    /// `ssh.allow-from`, the address hermes-infra connects from is added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore: Vec<Cidr>,
 }
