@@ -31,7 +31,7 @@ pub(crate) struct Ran {
 }
 
 impl Ran {
-    fn of(output: Output) -> Self {
+    fn of(output: &Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -84,7 +84,7 @@ impl Stack {
             timeout,
         )
         .expect("the binary runs to its end");
-        Ran::of(output)
+        Ran::of(&output)
     }
 
     /// `apply --yes` with `args`, as JSON.
