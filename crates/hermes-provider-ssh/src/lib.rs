@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use hermes_core::resource::HOST_KEY_ATTR;
-use hermes_core::seams::{HostEndpoint, Provider, ProviderError, StepContext};
+use hermes_core::seams::{ExecOutput, HostEndpoint, Provider, ProviderError, StepContext};
 use hermes_core::{Address, Kind, ObservedResource, Resource, Scope};
 use hermes_remote::{HostKeys, PinnedHostKeys, RoundTrips, SshConfig, SshConnector, SshRemote};
 use hermes_render::Phase;
@@ -150,6 +150,39 @@ impl SshHostProvider {
             report.exec_round_trips = exec_channels;
         }
         reports
+    }
+}
+
+impl SshHostProvider {
+    /// Runs `script` as root on `host` (found in `world`, as observed by the hosts' provider)
+    /// over the run's connection, for commands beyond apply (`audit`). `step` names the work in
+    /// messages and timeouts. A non-zero exit is in the output, not an error.
+    pub async fn run_as_root(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+        step: &str,
+        script: &str,
+    ) -> Result<ExecOutput, ProviderError> {
+        let remote = self.inner.remote(host, world).await?;
+        match hermes_core::seams::Remote::run(remote.as_ref(), step, &scripts::as_root(script), &[])
+            .await
+        {
+            Ok(output) => Ok(output),
+            Err(e) => {
+                self.inner.drop_remote(host).await;
+                Err(ProviderError::Transient(e.to_string()))
+            }
+        }
+    }
+
+    /// Where `host` is reached (address, port, user), from `world`.
+    pub fn endpoint(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<HostEndpoint, ProviderError> {
+        self.inner.endpoint(host, world)
     }
 }
 
