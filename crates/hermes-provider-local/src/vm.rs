@@ -126,7 +126,9 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TMPDIR="${{TMPDIR:-/tmp}}" \
   "deb http://deb.debian.org/debian bookworm main" \
   "deb http://deb.debian.org/debian bookworm-updates main" \
   "deb http://deb.debian.org/debian-security bookworm-security main"
-rm -f "$guest/etc/resolv.conf" "$guest/etc/hosts" "$guest/etc/apt/sources.list" "$guest"/etc/ssh/ssh_host_*
+# The build's apt proxy must not stay in the guest: it would override the proxy its user data
+# sets (99 sorts after cloud-init's 90) and point at an address the guest cannot reach.
+rm -f "$guest/etc/resolv.conf" "$guest/etc/hosts" "$guest/etc/apt/sources.list" "$guest"/etc/ssh/ssh_host_* "$guest/etc/apt/apt.conf.d/99mmdebstrap"
 cp -a "$stage/." "$guest/"
 rm -rf "$stage"
 chroot "$guest" systemctl enable hermes-infra-firstboot.service hermes-infra-vm-firstboot.service systemd-networkd.service
@@ -370,6 +372,8 @@ mod tests {
         for p in ["docker.io", "nftables", "fail2ban", "cloud-init"] {
             assert!(!hook.contains(&format!(",{p},")), "{p}");
         }
+        // The build's apt proxy is not left in the guest to shadow the one its user data sets.
+        assert!(hook.contains(r#""$guest/etc/apt/apt.conf.d/99mmdebstrap""#));
         let canonical = runner_recipe().canonical();
         assert!(
             canonical.contains("/usr/lib/hermes-infra/vm/stage/usr/lib/hermes-infra/firstboot")

@@ -54,7 +54,6 @@ has() { case " $reloads " in *" $1 "*) return 0 ;; esac; return 1; }
 if [ -n "$ADMIN_GROUP" ]; then
     getent group "$ADMIN_GROUP" >/dev/null || groupadd --system "$ADMIN_GROUP"
     id -nG "$ADMIN_USER" | tr ' ' '\n' | grep -qx "$ADMIN_GROUP" || usermod -a -G "$ADMIN_GROUP" "$ADMIN_USER"
-    chage -M -1 "$ADMIN_USER" 2>/dev/null || true
 fi
 
 put() { # put PATH MODE: install the staged file
@@ -77,6 +76,10 @@ while read -r mode reload path; do
         *) put "$path" "$mode" ;;
     esac
 done <"$stage/files.list"
+
+if has systemd-unit; then
+    systemctl daemon-reload
+fi
 
 missing=""
 for p in $PACKAGES; do
@@ -138,7 +141,6 @@ REVERT
     fi
     if has firewall; then
         nft -f /etc/nftables.conf || { systemctl stop "$unit.timer"; sh "$revert"; fail "nft could not load the new firewall, which was put back"; }
-        systemctl enable nftables >/dev/null 2>&1 || true
     fi
     if has sshd; then
         systemctl reload ssh || { systemctl stop "$unit.timer"; sh "$revert"; fail "sshd did not reload; the old configuration was put back"; }
@@ -154,10 +156,20 @@ REVERT
 fi
 
 if has sysctl; then
-    sysctl -e -q -p /etc/sysctl.d/90-hermes.conf >/dev/null 2>"$state/sysctl.log" || {
+    # procps' sysctl exits 0 when a key cannot be written: any message is a failure. (-e: a
+    # key this kernel does not have, such as IPv6 ones on a host without IPv6, is skipped.)
+    sysctl -e -q -p /etc/sysctl.d/90-hermes.conf >/dev/null 2>"$state/sysctl.log" || true
+    if [ -s "$state/sysctl.log" ]; then
         cat "$state/sysctl.log" >&2
         fail "sysctl could not apply /etc/sysctl.d/90-hermes.conf"
-    }
+    fi
+fi
+if has login-defs; then
+    sed -i -E -f /etc/hermes-infra/login.defs.sed /etc/login.defs
+fi
+if [ -n "$ADMIN_GROUP" ]; then
+    # The admin logs in with keys only: an expired (or ageing) password must never block it.
+    chage -M -1 -m 0 "$ADMIN_USER"
 fi
 if has fail2ban; then
     fail2ban-client -t >"$state/fail2ban.log" 2>&1 || { tail -n 20 "$state/fail2ban.log" >&2; fail "fail2ban-client -t refused the new jails"; }
@@ -172,8 +184,13 @@ for service in $ENSURE_RUNNING; do
     systemctl is-active --quiet "$service" || systemctl start "$service" || fail "$service does not start"
 done
 
-if [ "$ENSURE_FIREWALL" = yes ] && ! nft list table inet hermes-infra >/dev/null 2>&1; then
-    nft -f /etc/nftables.conf || fail "nft could not load /etc/nftables.conf"
+if [ "$ENSURE_FIREWALL" = yes ]; then
+    if ! nft list table inet hermes-infra >/dev/null 2>&1; then
+        nft -f /etc/nftables.conf || fail "nft could not load /etc/nftables.conf"
+    fi
+    # Loads the ruleset at boot; its stop (our drop-in) removes only our table.
+    systemctl is-enabled --quiet nftables || systemctl enable --quiet nftables
+    systemctl is-active --quiet nftables || systemctl start nftables || fail "nftables.service does not start"
 fi
 
 finish() {

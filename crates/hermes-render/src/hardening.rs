@@ -12,17 +12,19 @@ use crate::sysctl::{BUILTIN, SysctlLevel, sysctl_level};
 use crate::templates::render;
 use crate::{HostFacts, ManagedFile, Phase, Reload, RenderError, Rendered};
 
-/// Key exchange for Debian 12 (OpenSSH 9.2): the post-quantum hybrid first for OpenSSH
-/// clients, then curve25519 and large fixed groups for libssh2 (hermes-infra's own client has no
-/// sntrup). ssh-audit warns that the fallbacks are not post-quantum safe; none fails.
-const KEX: &str = "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512";
+/// Key exchange for Debian 12 (OpenSSH 9.2): the post-quantum hybrid (both names Debian's
+/// build accepts) for OpenSSH clients, then curve25519 for libssh2, hermes-infra's own client,
+/// which has neither sntrup nor ML-KEM. ssh-audit warns once (curve25519 is not post-quantum
+/// safe) and fails nothing.
+const KEX: &str = "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256";
 /// Ciphers: authenticated or counter mode only.
 const CIPHERS: &str = "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr";
 /// MACs: encrypt-then-MAC only.
 const MACS: &str =
     "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com";
-/// Host key and public key algorithms: Ed25519 and RSA with SHA-2, never SHA-1 or ECDSA.
-const HOST_KEY_ALGORITHMS: &str = "ssh-ed25519,ssh-ed25519-cert-v01@openssh.com,sk-ssh-ed25519@openssh.com,sk-ssh-ed25519-cert-v01@openssh.com,rsa-sha2-512,rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256,rsa-sha2-256-cert-v01@openssh.com";
+/// Host key algorithms: hosts present their Ed25519 key only (the one pinned in the state);
+/// the template lists the accepted user key algorithms itself.
+const HOST_KEY_ALGORITHMS: &str = "ssh-ed25519";
 /// The group whose members may log in over SSH.
 const ADMIN_GROUP: &str = "hermes-ssh";
 
@@ -283,7 +285,7 @@ pub fn hardening_files(
     context.insert("kernel_own", &facts.kernel_own);
 
     let admin = &spec.admin_user;
-    let table: [(&str, String, u32, Reload); 8] = [
+    let table: [(&str, String, u32, Reload); 10] = [
         (
             "sshd.conf.tera",
             "/etc/ssh/sshd_config.d/00-hermes.conf".to_owned(),
@@ -307,6 +309,18 @@ pub fn hardening_files(
             "/etc/nftables.conf".to_owned(),
             0o700,
             Reload::Firewall,
+        ),
+        (
+            "nftables-service.conf.tera",
+            "/etc/systemd/system/nftables.service.d/10-hermes.conf".to_owned(),
+            0o644,
+            Reload::SystemdUnit,
+        ),
+        (
+            "login.defs.sed.tera",
+            "/etc/hermes-infra/login.defs.sed".to_owned(),
+            0o644,
+            Reload::LoginDefs,
         ),
         (
             "fail2ban.local.tera",

@@ -50,7 +50,9 @@ impl Phase {
                 "needrestart",
                 "libpam-tmpdir",
             ],
-            Phase::DockerEngine => &["docker.io", "iptables"],
+            // AppArmor's parser: Debian kernels enable AppArmor, and without it every
+            // `docker run` fails on a VM or cloud host (container hosts do not need it).
+            Phase::DockerEngine => &["docker.io", "apparmor"],
         }
     }
 }
@@ -79,6 +81,11 @@ pub enum Reload {
     Sudoers,
     /// Restart dockerd (running containers survive: live restore).
     Docker,
+    /// `systemctl daemon-reload` (a unit drop-in).
+    SystemdUnit,
+    /// Apply the sed script to `/etc/login.defs` (which has no drop-in directory) and exempt
+    /// the key-only admin from password ageing.
+    LoginDefs,
 }
 
 impl Reload {
@@ -92,6 +99,8 @@ impl Reload {
             Reload::Sysctl => "sysctl",
             Reload::Sudoers => "sudoers",
             Reload::Docker => "docker",
+            Reload::SystemdUnit => "systemd-unit",
+            Reload::LoginDefs => "login-defs",
         }
     }
 }

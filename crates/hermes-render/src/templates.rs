@@ -17,6 +17,8 @@ pub(crate) const HARDENING: &[(&str, &str)] = &[
     template!("authorized_keys.tera"),
     template!("sudoers.tera"),
     template!("nftables.conf.tera"),
+    template!("nftables-service.conf.tera"),
+    template!("login.defs.sed.tera"),
     template!("fail2ban.local.tera"),
     template!("unattended-upgrades.conf.tera"),
     template!("auto-upgrades.conf.tera"),
