@@ -6,6 +6,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+use std::fmt::Write as _;
+
 use hermes_core::Attrs;
 use hermes_render::{HardeningSpec, HostFacts, Rendered, docker_files, hardening_files};
 use serde_json::json;
@@ -30,16 +32,17 @@ fn spec() -> HardeningSpec {
 fn text(rendered: &Rendered) -> String {
     let mut out = String::new();
     for file in &rendered.files {
-        out.push_str(&format!(
-            "==> {} (mode {:o}, reload {})\n{}\n",
+        let _ = writeln!(
+            out,
+            "==> {} (mode {:o}, reload {})\n{}",
             file.path,
             file.mode,
             file.reload.as_str(),
             file.content
-        ));
+        );
     }
     for what in &rendered.not_applicable {
-        out.push_str(&format!("==> not applicable: {what}\n"));
+        let _ = writeln!(out, "==> not applicable: {what}");
     }
     out
 }
