@@ -105,6 +105,24 @@ fn hosts_are_hardened_once_then_a_no_op_costs_one_round_trip_and_drift_is_repair
         "{services}"
     );
 
+    // Security updates only, rebooting in the stack's window; Docker with the CIS settings.
+    let settings = stack
+        .on(
+            "t-1",
+            "apt-config dump | grep -E 'Origins-Pattern|Automatic-Reboot-Time'; \
+             sudo docker info --format 'live-restore={{.LiveRestoreEnabled}} log={{.LoggingDriver}}'; \
+             sudo docker run --help >/dev/null",
+        )
+        .ok()
+        .stdout;
+    assert!(
+        settings.contains("codename=${distro_codename}-security,label=Debian-Security")
+            && !settings.contains("label=Debian\"")
+            && settings.contains("Automatic-Reboot-Time \"03:30\"")
+            && settings.contains("live-restore=true log=local"),
+        "{settings}"
+    );
+
     // ssh-audit, from this machine: no failure (warnings only about kex that is not
     // post-quantum, kept for hermes-infra's own SSH library).
     let address = stack.address("t-1");
