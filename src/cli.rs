@@ -122,6 +122,15 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Run the outside auditors against every running host and print their figures: Lynis
+    /// hardening index, ssh-audit, fail2ban jails, listeners, pending security updates.
+    Audit {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
     /// Open a shell on a host (or run a command: `-- CMD...`), checking its pinned host key.
     Ssh {
         #[command(flatten)]

@@ -38,6 +38,7 @@ fn version_and_help_show_only_working_verbs() {
             "apply",
             "destroy",
             "status",
+            "audit",
             "ssh",
             "power",
             "schema",

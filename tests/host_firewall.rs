@@ -115,7 +115,7 @@ fn published_ports_and_password_guessers_are_stopped_at_the_host() {
     );
     stack.on("t-2", &guess).ok();
     let t2 = stack.address("t-2");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let banned = loop {
         let status = stack
             .on("t-1", "sudo fail2ban-client status sshd")

@@ -1,6 +1,7 @@
 //! One module per verb; each is a thin wrapper that loads, calls the libraries, and prints.
 
 mod apply;
+mod audit;
 mod hosts;
 mod init;
 mod plan;
@@ -45,6 +46,7 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             targets,
         } => apply::destroy(&stack, &run, &targets.targets, printer).await,
         Command::Status { stack, output } => hosts::status(&stack, output, printer).await,
+        Command::Audit { stack, output } => audit::run(&stack, output, printer).await,
         Command::Ssh {
             stack,
             host,

@@ -1,0 +1,137 @@
+//! `hermes-infra audit` on a real local container host, through the real binary: the outside
+//! auditors' figures before hardening (the baseline: the host alone, as its provider made it)
+//! and after `apply` hardened it, with the one `hermes-compare` Lynis profile both times. Both
+//! Lynis figures are printed, so they show in the test log.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    reason = "test code: a failed unwrap is a failed test, and the figures go to the test log"
+)]
+
+mod hardening;
+
+use std::time::Duration;
+
+use hardening::Stack;
+use serde_json::Value;
+
+/// Lynis takes about two minutes on a host, plus installing it the first time.
+const AUDIT_TIMEOUT: Duration = Duration::from_mins(10);
+
+const ONE_HOST: &str = r#"environments = ["dev"]
+[provider.local]
+host-kind = "container"
+[hosts.t]
+count = 1
+"#;
+
+/// `audit --output json`, which must reach every figure of `t-1`.
+fn audit(stack: &Stack) -> Value {
+    let report = stack
+        .run("audit", &["--output", "json"], AUDIT_TIMEOUT)
+        .ok()
+        .json();
+    let host = &report["hosts"]["t-1"];
+    assert!(host.get("errors").is_none(), "{report:#}");
+    assert_eq!(host["kernel"], "shared", "{report:#}");
+    let lynis = &host["lynis"];
+    assert_eq!(lynis["profile"], "hermes-compare", "{report:#}");
+    assert!(
+        lynis["raw_index"].is_null(),
+        "containers get the profile figure only"
+    );
+    assert!(lynis["tests"].as_u64().unwrap() > 100, "{lynis}");
+    // The per-test breakdown reproduces the index (hardening.md §3.1).
+    let (got, max) = lynis["points"]
+        .as_object()
+        .unwrap()
+        .values()
+        .fold((0, 0), |(got, max), p| {
+            (got + p[0].as_u64().unwrap(), max + p[1].as_u64().unwrap())
+        });
+    assert!(max > 0, "{lynis}");
+    assert_eq!(lynis["index"].as_u64().unwrap(), got * 100 / max, "{lynis}");
+    report
+}
+
+/// The largest point losses, as `ID -lost/max`.
+fn losses(lynis: &Value, top: usize) -> String {
+    let mut lost: Vec<(u64, String, u64)> = lynis["points"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, p)| {
+            let (got, max) = (p[0].as_u64().unwrap(), p[1].as_u64().unwrap());
+            (max - got, id.clone(), max)
+        })
+        .filter(|(lost, _, _)| *lost > 0)
+        .collect();
+    lost.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    lost.iter()
+        .take(top)
+        .map(|(lost, id, max)| format!("{id} -{lost}/{max}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn the_audit_shows_hardening_in_the_outside_auditors_figures() {
+    let stack = Stack::new("audit", ONE_HOST);
+
+    // The baseline: the host as its provider made it, nothing hardened.
+    stack.apply(&["--target", "host"]).ok();
+    let before = audit(&stack);
+    let baseline = &before["hosts"]["t-1"];
+    assert_eq!(baseline["fail2ban"]["state"], "not-installed", "{before:#}");
+    assert!(
+        baseline["ssh_audit"]["fail"].as_u64().unwrap() > 0,
+        "Debian's default sshd crypto fails ssh-audit: {before:#}"
+    );
+
+    // Hardened.
+    stack.apply(&[]).ok();
+    let after = audit(&stack);
+    let hardened = &after["hosts"]["t-1"];
+
+    let (b, h) = (&baseline["lynis"], &hardened["lynis"]);
+    eprintln!(
+        "Lynis (hermes-compare, container host): baseline {} ({} tests, {} warnings, {} \
+         suggestions), hardened {} ({} tests, {} warnings, {} suggestions)",
+        b["index"],
+        b["tests"],
+        b["warnings"],
+        b["suggestions"],
+        h["index"],
+        h["tests"],
+        h["warnings"],
+        h["suggestions"]
+    );
+    eprintln!("baseline largest losses: {}", losses(b, 15));
+    eprintln!("hardened largest losses: {}", losses(h, 15));
+    eprintln!(
+        "ssh-audit: baseline {}, hardened {}",
+        baseline["ssh_audit"], hardened["ssh_audit"]
+    );
+
+    assert!(
+        h["index"].as_u64().unwrap() > b["index"].as_u64().unwrap(),
+        "hardening raises the Lynis index: {b} -> {h}"
+    );
+    assert_eq!(hardened["ssh_audit"]["fail"], 0, "{after:#}");
+    assert_eq!(hardened["fail2ban"]["state"], "running", "{after:#}");
+    let jails = hardened["fail2ban"]["jails"].to_string();
+    assert!(
+        jails.contains("\"sshd\"") && jails.contains("\"recidive\""),
+        "{after:#}"
+    );
+    let listeners = hardened["listeners"].as_array().unwrap();
+    assert!(
+        !listeners.is_empty()
+            && listeners
+                .iter()
+                .all(|l| l.as_str().unwrap().contains(":22 (sshd)")),
+        "only sshd listens beyond loopback: {listeners:?}"
+    );
+    assert!(hardened["pending_security_updates"].is_u64(), "{after:#}");
+}
