@@ -122,8 +122,9 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Run the outside auditors against every running host and print their figures: Lynis
-    /// hardening index, ssh-audit, fail2ban jails, listeners, pending security updates.
+    /// Print the outside auditors' figures for every running host.
+    ///
+    /// Lynis hardening index, ssh-audit, fail2ban jails, listeners, pending security updates.
     Audit {
         #[command(flatten)]
         stack: StackArgs,
