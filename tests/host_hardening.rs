@@ -200,6 +200,20 @@ fn hosts_are_hardened_once_then_a_no_op_costs_one_round_trip_and_drift_is_repair
             "{line}"
         );
     }
+
+    // A host that is off is shown, not fatal: its setup cannot be read, and it can be deleted.
+    stack.power("off", "t-2").ok();
+    let off = stack.run("plan", &["--detailed-exitcode"], SHORT_TIMEOUT);
+    assert_eq!(off.code, 2, "{off:#?}");
+    assert!(
+        off.stdout
+            .contains("drift: facts (unreadable: the host is powered off)"),
+        "{}",
+        off.stdout
+    );
+    stack
+        .run("destroy", &["--yes"], hardening::APPLY_TIMEOUT)
+        .ok();
 }
 
 #[test]

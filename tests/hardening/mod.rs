@@ -87,6 +87,19 @@ impl Stack {
         Ran::of(&output)
     }
 
+    /// `power on|off STACK HOST` (the state comes before the stack file).
+    pub(crate) fn power(&self, state: &str, host: &str) -> Ran {
+        let path = self.path();
+        let output = hermes_testbed::run_binary(
+            std::path::Path::new(env!("CARGO_BIN_EXE_hermes-infra")),
+            &["power", state, path.to_str().expect("a UTF-8 path"), host],
+            &[("NO_COLOR", "1")],
+            SHORT_TIMEOUT,
+        )
+        .expect("the binary runs to its end");
+        Ran::of(&output)
+    }
+
     /// `apply --yes` with `args`, as JSON.
     pub(crate) fn apply(&self, args: &[&str]) -> Ran {
         let mut all = vec!["--yes", "--output", "json"];

@@ -327,14 +327,16 @@ impl Inner {
     }
 }
 
-/// Hosts that are running and have an address: the ones whose setup can be observed.
-fn reachable_hosts(world: &BTreeMap<Address, ObservedResource>) -> Vec<String> {
+/// Every host in the world: whether its setup can be read (running, with an address), by name.
+fn hosts_in(world: &BTreeMap<Address, ObservedResource>) -> Vec<(String, bool)> {
     world
         .values()
         .filter(|o| o.address.kind == Kind::Host)
-        .filter(|o| o.attrs.get("state").and_then(|v| v.as_str()) == Some("running"))
-        .filter(|o| o.attrs.contains_key("address"))
-        .map(|o| o.address.name.clone())
+        .map(|o| {
+            let running = o.attrs.get("state").and_then(|v| v.as_str()) == Some("running")
+                && o.attrs.contains_key("address");
+            (o.address.name.clone(), running)
+        })
         .collect()
 }
 
@@ -353,28 +355,39 @@ impl Provider for SshHostProvider {
         _scope: &Scope,
         world: &BTreeMap<Address, ObservedResource>,
     ) -> Result<Vec<ObservedResource>, ProviderError> {
-        let hosts = reachable_hosts(world);
+        let hosts = hosts_in(world);
         let world = Arc::new(world.clone());
         let bound = Arc::new(tokio::sync::Semaphore::new(
             self.inner.settings.concurrency.max(1),
         ));
         let mut tasks = tokio::task::JoinSet::new();
-        for host in hosts {
+        let mut found = Vec::new();
+        for (host, running) in hosts {
+            if !running {
+                found.push(facts::unreadable(
+                    &host,
+                    &ProviderError::Other("the host is powered off".to_owned()),
+                ));
+                continue;
+            }
             let inner = Arc::clone(&self.inner);
             let world = Arc::clone(&world);
             let bound = Arc::clone(&bound);
             tasks.spawn(async move {
                 let _permit = bound.acquire_owned().await;
-                let facts = inner.read_facts(&host, &world).await?;
-                Ok::<_, ProviderError>(
-                    Phase::ALL
+                // A host that cannot be read is reported, not fatal: the plan shows it (and an
+                // apply fails at its step, naming why), and the others are still planned;
+                // deleting the host does not need its setup to answer.
+                let found = match inner.read_facts(&host, &world).await {
+                    Ok(facts) => Phase::ALL
                         .into_iter()
                         .filter_map(|phase| facts.observed(&host, phase))
                         .collect::<Vec<_>>(),
-                )
+                    Err(e) => vec![facts::unreadable(&host, &e)],
+                };
+                Ok::<_, ProviderError>(found)
             });
         }
-        let mut found = Vec::new();
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {

@@ -285,7 +285,7 @@ pub fn hardening_files(
     context.insert("kernel_own", &facts.kernel_own);
 
     let admin = &spec.admin_user;
-    let table: [(&str, String, u32, Reload); 10] = [
+    let table: [(&str, String, u32, Reload); 15] = [
         (
             "sshd.conf.tera",
             "/etc/ssh/sshd_config.d/00-hermes.conf".to_owned(),
@@ -321,6 +321,27 @@ pub fn hardening_files(
             "/etc/hermes-infra/login.defs.sed".to_owned(),
             0o644,
             Reload::LoginDefs,
+        ),
+        // A legal notice before login (local consoles and, for tools that show it, the network).
+        ("issue.tera", "/etc/issue".to_owned(), 0o644, Reload::None),
+        ("issue.tera", "/etc/issue.net".to_owned(), 0o644, Reload::None),
+        (
+            "tmout.sh.tera",
+            "/etc/profile.d/90-hermes-tmout.sh".to_owned(),
+            0o644,
+            Reload::None,
+        ),
+        (
+            "core-limits.conf.tera",
+            "/etc/security/limits.d/90-hermes-core.conf".to_owned(),
+            0o644,
+            Reload::None,
+        ),
+        (
+            "coredump.conf.tera",
+            "/etc/systemd/coredump.conf.d/90-hermes.conf".to_owned(),
+            0o644,
+            Reload::None,
         ),
         (
             "fail2ban.local.tera",

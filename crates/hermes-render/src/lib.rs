@@ -49,6 +49,10 @@ impl Phase {
                 "apt-listchanges",
                 "needrestart",
                 "libpam-tmpdir",
+                // Password strength rules for any account that gets a password (pam-auth-update
+                // enables it), and package file integrity checks.
+                "libpam-pwquality",
+                "debsums",
             ],
             // AppArmor's parser: Debian kernels enable AppArmor, and without it every
             // `docker run` fails on a VM or cloud host (container hosts do not need it).
