@@ -25,6 +25,21 @@ const MACS: &str =
 /// Host key algorithms: hosts present their Ed25519 key only (the one pinned in the state);
 /// the template lists the accepted user key algorithms itself.
 const HOST_KEY_ALGORITHMS: &str = "ssh-ed25519";
+/// Kernel modules that hosts owning their kernel never load (hardening.md §1).
+const BLACKLISTED_MODULES: &[&str] = &[
+    "cramfs",
+    "freevxfs",
+    "jffs2",
+    "hfs",
+    "hfsplus",
+    "udf",
+    "dccp",
+    "rds",
+    "sctp",
+    "tipc",
+    "usb-storage",
+    "firewire-core",
+];
 /// The group whose members may log in over SSH.
 const ADMIN_GROUP: &str = "hermes-ssh";
 
@@ -283,6 +298,7 @@ pub fn hardening_files(
     context.insert("unattended", &spec.unattended_upgrades);
     context.insert("sysctl", &sysctl);
     context.insert("kernel_own", &facts.kernel_own);
+    context.insert("modules", BLACKLISTED_MODULES);
 
     let admin = &spec.admin_user;
     let table: [(&str, String, u32, Reload); 15] = [
@@ -324,7 +340,12 @@ pub fn hardening_files(
         ),
         // A legal notice before login (local consoles and, for tools that show it, the network).
         ("issue.tera", "/etc/issue".to_owned(), 0o644, Reload::None),
-        ("issue.tera", "/etc/issue.net".to_owned(), 0o644, Reload::None),
+        (
+            "issue.tera",
+            "/etc/issue.net".to_owned(),
+            0o644,
+            Reload::None,
+        ),
         (
             "tmout.sh.tera",
             "/etc/profile.d/90-hermes-tmout.sh".to_owned(),
@@ -376,6 +397,20 @@ pub fn hardening_files(
             reload,
             content: render(Phase::HostHardening, template, &context)?,
         });
+    }
+    if facts.kernel_own {
+        files.push(ManagedFile {
+            path: "/etc/modprobe.d/hermes-blacklist.conf".to_owned(),
+            mode: 0o644,
+            reload: Reload::None,
+            content: render(Phase::HostHardening, "modprobe.conf.tera", &context)?,
+        });
+    } else {
+        not_applicable.push(format!(
+            "module blacklist ({}): modules belong to the kernel this host shares with the \
+             machine it runs on",
+            BLACKLISTED_MODULES.join(", ")
+        ));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Rendered {

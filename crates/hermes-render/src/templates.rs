@@ -23,6 +23,7 @@ pub(crate) const HARDENING: &[(&str, &str)] = &[
     template!("tmout.sh.tera"),
     template!("core-limits.conf.tera"),
     template!("coredump.conf.tera"),
+    template!("modprobe.conf.tera"),
     template!("fail2ban.local.tera"),
     template!("unattended-upgrades.conf.tera"),
     template!("auto-upgrades.conf.tera"),
