@@ -20,6 +20,8 @@ use hermes_stack::wire::{Provider as ProviderConfig, State as StateConfig};
 use crate::output::Printer;
 use crate::secrets::LocalSecrets;
 
+/// Limit for one script on a host (a phase that installs packages included).
+const SSH_OP_TIMEOUT: Duration = Duration::from_mins(30);
 /// Per-call timeout of the local Docker client (an image import can take a minute or two).
 const DOCKER_TIMEOUT: Duration = Duration::from_mins(5);
 
@@ -122,8 +124,12 @@ pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Resul
     let mut hosts = None;
     if let Some(key) = &admin_key {
         let pins = store.load(&stack.scope()).await?.host_keys;
+        let mut ssh_config = SshConfig::new(key.private_key.clone());
+        // A cold hardening installs packages: minutes on a slow host (a VM under software
+        // emulation took over ten).
+        ssh_config.op_timeout = SSH_OP_TIMEOUT;
         let ssh = SshHostProvider::new(
-            SshConfig::new(key.private_key.clone()),
+            ssh_config,
             pins,
             SshSettings {
                 admin_user: admin_user.clone(),

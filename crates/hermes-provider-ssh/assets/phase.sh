@@ -87,8 +87,9 @@ for p in $PACKAGES; do
 done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >"$state/apt.log" 2>&1 || { tail -n 20 "$state/apt.log" >&2; fail "apt-get update failed"; }
-    apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef \
+    # Wait (at most 5 minutes) for another apt run, such as a fresh host's apt-daily timer.
+    apt-get update -qq -o DPkg::Lock::Timeout=300 >"$state/apt.log" 2>&1 || { tail -n 20 "$state/apt.log" >&2; fail "apt-get update failed"; }
+    apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
         -o Dpkg::Options::=--force-confold $missing >>"$state/apt.log" 2>&1 ||
         { tail -n 20 "$state/apt.log" >&2; fail "installing$missing failed"; }
 fi
