@@ -136,15 +136,12 @@ impl Facts {
 
 /// The setup of a host whose facts could not be read, as drift naming why: planned as an
 /// update, whose apply then fails with the same reason.
-pub(crate) fn unreadable(
-    host: &str,
-    error: &hermes_core::seams::ProviderError,
-) -> ObservedResource {
+pub(crate) fn unreadable(host: &str, why: &str) -> ObservedResource {
     let mut observed =
         ObservedResource::new(Address::new(Kind::HostHardening, host), host.to_owned());
     observed
         .drift
-        .insert("facts".to_owned(), format!("unreadable: {error}"));
+        .insert("facts".to_owned(), format!("unreadable: {why}"));
     observed
 }
 

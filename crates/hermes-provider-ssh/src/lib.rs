@@ -364,10 +364,7 @@ impl Provider for SshHostProvider {
         let mut found = Vec::new();
         for (host, running) in hosts {
             if !running {
-                found.push(facts::unreadable(
-                    &host,
-                    &ProviderError::Other("the host is powered off".to_owned()),
-                ));
+                found.push(facts::unreadable(&host, "the host is powered off"));
                 continue;
             }
             let inner = Arc::clone(&self.inner);
@@ -383,7 +380,15 @@ impl Provider for SshHostProvider {
                         .into_iter()
                         .filter_map(|phase| facts.observed(&host, phase))
                         .collect::<Vec<_>>(),
-                    Err(e) => vec![facts::unreadable(&host, &e)],
+                    Err(e) => {
+                        // The reason goes to the log: it varies from one try to the next
+                        // (timings), and the plan must compare equal when the world did not move.
+                        tracing::warn!(%host, error = %e, "the host's setup cannot be read");
+                        vec![facts::unreadable(
+                            &host,
+                            "cannot be read over SSH (the reason is logged above)",
+                        )]
+                    }
                 };
                 Ok::<_, ProviderError>(found)
             });
