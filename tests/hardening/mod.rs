@@ -170,3 +170,49 @@ pub(crate) fn ssh_audit() -> PathBuf {
     );
     PathBuf::from("ssh-audit")
 }
+
+/// Checks a Lynis figure of `audit --output json`: enough tests ran, and the per-test
+/// breakdown reproduces the index (hardening.md §3.1).
+pub(crate) fn check_lynis(lynis: &serde_json::Value) {
+    assert!(lynis["tests"].as_u64().expect("tests") > 100, "{lynis}");
+    let (got, max) =
+        lynis["points"]
+            .as_object()
+            .expect("points")
+            .values()
+            .fold((0, 0), |(got, max), p| {
+                (
+                    got + p[0].as_u64().expect("points"),
+                    max + p[1].as_u64().expect("maximum"),
+                )
+            });
+    assert!(max > 0, "{lynis}");
+    assert_eq!(
+        lynis["index"].as_u64().expect("index"),
+        got * 100 / max,
+        "{lynis}"
+    );
+}
+
+/// The largest point losses, as `ID -lost/max`.
+pub(crate) fn losses(lynis: &serde_json::Value, top: usize) -> String {
+    let mut lost: Vec<(u64, String, u64)> = lynis["points"]
+        .as_object()
+        .expect("points")
+        .iter()
+        .map(|(id, p)| {
+            let (got, max) = (
+                p[0].as_u64().expect("points"),
+                p[1].as_u64().expect("points"),
+            );
+            (max - got, id.clone(), max)
+        })
+        .filter(|(lost, _, _)| *lost > 0)
+        .collect();
+    lost.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    lost.iter()
+        .take(top)
+        .map(|(lost, id, max)| format!("{id} -{lost}/{max}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
