@@ -72,6 +72,24 @@ fn admin_key(stack: &LoadedStack) -> anyhow::Result<hermes_remote::AdminKey> {
     .with_context(|| format!("the admin key `{}`", path.display()))
 }
 
+impl Wired {
+    /// The hosts alone, as their own provider sees them (not their setup over SSH): what verbs
+    /// that act on single hosts need, and reaching one host never depends on reaching the others.
+    pub(crate) async fn observe_hosts(
+        &self,
+        scope: &hermes_core::Scope,
+    ) -> anyhow::Result<Vec<hermes_core::ObservedResource>> {
+        match &self.local {
+            Some(local) => {
+                Provider::observe(local.as_ref(), scope, &std::collections::BTreeMap::new())
+                    .await
+                    .with_context(|| format!("observing the hosts of {scope}"))
+            }
+            None => Ok(self.engine.observe(scope).await?),
+        }
+    }
+}
+
 /// Loads the stack named by `args` and wires the engine for it.
 pub(crate) async fn load(
     args: &crate::cli::StackArgs,

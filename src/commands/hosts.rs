@@ -1,7 +1,6 @@
 //! Host verbs: `status` (power state, address, pinned key, pending changes of every host),
 //! `ssh HOST` (a shell or a command, with the pinned host key enforced) and `power on|off HOST`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -113,13 +112,7 @@ async fn running_host(
     host: &str,
     stack: &Path,
 ) -> anyhow::Result<(ObservedResource, String)> {
-    // Only the hosts' own provider: reaching one host must not depend on reaching the others.
-    let observed = match &wired.local {
-        Some(local) => {
-            hermes_core::seams::Provider::observe(local.as_ref(), scope, &BTreeMap::new()).await?
-        }
-        None => wired.engine.observe(scope).await?,
-    };
+    let observed = wired.observe_hosts(scope).await?;
     let address = Address::new(Kind::Host, host);
     let Some(found) = observed.into_iter().find(|o| o.address == address) else {
         bail!("host `{host}` does not exist in {scope}; `hermes-infra status` lists the hosts");

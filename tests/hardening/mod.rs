@@ -171,6 +171,26 @@ pub(crate) fn ssh_audit() -> PathBuf {
     PathBuf::from("ssh-audit")
 }
 
+/// `audit --output json` of a stack with one host, `host`, which must be audited in full
+/// (no error) and share (`shared`) or own (`own`) its kernel; its Lynis figures are checked.
+pub(crate) fn audit(
+    stack: &Stack,
+    host: &str,
+    kernel: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    let report = stack
+        .run("audit", &["--output", "json"], timeout)
+        .ok()
+        .json();
+    let audited = &report["hosts"][host];
+    assert!(audited.get("errors").is_none(), "{report:#}");
+    assert_eq!(audited["kernel"], kernel, "{report:#}");
+    assert_eq!(audited["lynis"]["profile"], "hermes-compare", "{report:#}");
+    check_lynis(&audited["lynis"]);
+    report
+}
+
 /// Checks a Lynis figure of `audit --output json`: enough tests ran, and the per-test
 /// breakdown reproduces the index (hardening.md §3.1).
 pub(crate) fn check_lynis(lynis: &serde_json::Value) {

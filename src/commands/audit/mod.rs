@@ -42,15 +42,8 @@ pub(crate) async fn run(
         .hosts
         .clone()
         .context("this stack's provider cannot reach its hosts over SSH in this build")?;
-    // Only the hosts' own provider: the audit reads hosts, not their setup.
-    let observed = match &wired.local {
-        Some(local) => {
-            hermes_core::seams::Provider::observe(local.as_ref(), &scope, &BTreeMap::new())
-                .await
-                .with_context(|| format!("observing the hosts of {scope}"))?
-        }
-        None => wired.engine.observe(&scope).await?,
-    };
+    // The hosts alone: the audit reads hosts, not their setup.
+    let observed = wired.observe_hosts(&scope).await?;
     let world: Arc<World> = Arc::new(
         observed
             .into_iter()
