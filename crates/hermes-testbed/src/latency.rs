@@ -67,7 +67,9 @@ pub struct Latency {
 
 impl Latency {
     /// Adds `round_trip` to every round trip across `network` (see the module documentation
-    /// for where packets are held).
+    /// for where packets are held). `network` may be one the testbed did not create, such as a
+    /// local stack's `hermes-<stack>-<env>`, found with [`TestNetwork::existing`]; the rules
+    /// and the delayer are this testbed's all the same.
     pub async fn add(
         testbed: &Testbed,
         network: &TestNetwork,

@@ -18,7 +18,8 @@ pub struct NetworkOptions {
 }
 
 /// A Docker bridge network of one testbed run; removed (by id) by [`TestNetwork::remove`] or
-/// when dropped, after detaching any container still on it.
+/// when dropped, after detaching any container still on it. A handle from
+/// [`TestNetwork::existing`] (a network someone else made) removes nothing.
 #[derive(Debug)]
 pub struct TestNetwork {
     id: String,
@@ -34,10 +35,13 @@ pub struct TestNetwork {
 #[serde(rename_all = "PascalCase")]
 struct Inspect {
     id: String,
+    name: String,
     #[serde(rename = "IPAM")]
     ipam: Ipam,
     #[serde(default)]
     options: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    internal: bool,
 }
 
 #[derive(Deserialize)]
@@ -70,45 +74,63 @@ impl TestNetwork {
         if let Some(subnet) = &options.subnet {
             args.push(format!("--subnet={subnet}"));
         }
-        args.push(name.clone());
+        args.push(name);
         let id = testbed.docker().run(&args).await?.trim().to_owned();
         ensure!(!id.is_empty(), "`docker network create` printed no id");
-        let mut network = Self {
-            bridge: format!("br-{}", &id[..12.min(id.len())]),
-            id,
-            name,
-            gateway: None,
-            internal: options.internal,
-            program: testbed.program().to_owned(),
-            armed: true,
+        let mut network = match Self::inspect(testbed, &id).await {
+            Ok(network) => network,
+            Err(e) => {
+                // Not handed out yet: remove it here (the testbed's drop would otherwise).
+                if let Err(removal) = remove_network(testbed.program(), &id) {
+                    tracing::warn!("cannot remove testbed network {id}: {removal:#}");
+                }
+                return Err(e);
+            }
         };
+        network.armed = true;
+        tracing::debug!(network = %network.name, bridge = %network.bridge, "testbed network");
+        Ok(network)
+    }
+
+    /// A network this testbed did **not** create, found by `name` (or id) on the engine, for
+    /// example the `hermes-<stack>-<env>` network that `hermes-infra`'s local provider made for a
+    /// stack, so that a [`crate::Latency`] can be added to it. This handle never removes it
+    /// (dropping it leaves the network, [`TestNetwork::remove`] refuses): whoever made it
+    /// removes it. Its bridge, gateway and `--internal` are read from the engine.
+    pub async fn existing(testbed: &Testbed, name: &str) -> anyhow::Result<Self> {
+        let network = Self::inspect(testbed, name).await?;
+        tracing::debug!(network = %network.name, bridge = %network.bridge, "existing network");
+        Ok(network)
+    }
+
+    /// Reads network `id_or_name` from the engine into a handle that removes nothing.
+    async fn inspect(testbed: &Testbed, id_or_name: &str) -> anyhow::Result<Self> {
         let json = testbed
             .docker()
-            .run([
-                "network",
-                "inspect",
-                "--format",
-                "{{json .}}",
-                network.id.as_str(),
-            ])
+            .run(["network", "inspect", "--format", "{{json .}}", id_or_name])
             .await?;
         let inspect: Inspect = serde_json::from_str(&json).context("reading network inspect")?;
-        network.id = inspect.id;
-        if let Some(b) = inspect
+        let bridge = inspect
             .options
             .as_ref()
             .and_then(|o| o.get("com.docker.network.bridge.name"))
-        {
-            network.bridge.clone_from(b);
-        }
-        network.gateway = inspect
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &inspect.id[..12.min(inspect.id.len())]));
+        let gateway = inspect
             .ipam
             .config
             .unwrap_or_default()
             .iter()
             .find_map(|c| c.gateway.as_deref()?.parse().ok());
-        tracing::debug!(network = %network.name, bridge = %network.bridge, "testbed network");
-        Ok(network)
+        Ok(Self {
+            id: inspect.id,
+            name: inspect.name,
+            bridge,
+            gateway,
+            internal: inspect.internal,
+            program: testbed.program().to_owned(),
+            armed: false,
+        })
     }
 
     /// Full network id.
@@ -136,8 +158,14 @@ impl TestNetwork {
         self.internal
     }
 
-    /// Removes the network now (detaching any container left on it).
+    /// Removes the network now (detaching any container left on it). Refused for a network
+    /// found by [`TestNetwork::existing`]: this testbed did not create it.
     pub async fn remove(mut self) -> anyhow::Result<()> {
+        ensure!(
+            self.armed,
+            "network {} was not created by this testbed: not removing it",
+            self.name
+        );
         self.armed = false;
         let (program, id) = (self.program.clone(), self.id.clone());
         tokio::task::spawn_blocking(move || remove_network(&program, &id))

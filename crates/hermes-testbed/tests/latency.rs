@@ -5,7 +5,8 @@
 )]
 //! A fixed round-trip delay on a testbed network: added, measured (TCP connect from this machine
 //! to a container, and between two containers on the network), and removed again, by
-//! `Latency::remove` and by dropping the guard. Needs a Docker engine, root, and `iptables`.
+//! `Latency::remove` and by dropping the guard; also on a network found by name
+//! (`TestNetwork::existing`), which is left in place. Needs a Docker engine, root, and `iptables`.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -137,4 +138,61 @@ async fn adds_a_measured_round_trip_delay_and_removes_it() {
     drop(latency);
     assert!(!mangle_rules().contains(testbed.run_id()));
     assert!(connect_median(addr).await < Duration::from_millis(10));
+}
+
+/// A network the testbed did not create (as `hermes-infra`'s local provider makes a stack's),
+/// found by name: the delay is added to it, and dropping the handle leaves the network.
+#[tokio::test]
+async fn adds_a_delay_to_an_existing_network_found_by_name_and_leaves_the_network() {
+    let testbed = Testbed::new();
+    let made = testbed.network(NetworkOptions::default()).await.unwrap();
+    let llm = testbed
+        .fake_llm(&made, FakeLlmOptions::default())
+        .await
+        .unwrap();
+    let addr = llm.addr();
+
+    let existing = TestNetwork::existing(&testbed, made.name()).await.unwrap();
+    assert_eq!(
+        (existing.id(), existing.name(), existing.bridge()),
+        (made.id(), made.name(), made.bridge())
+    );
+    assert_eq!(existing.gateway(), made.gateway());
+    let latency = testbed
+        .latency(&existing, Duration::from_millis(20))
+        .await
+        .unwrap();
+    let delayed = connect_median(addr).await;
+    eprintln!("existing network with 20ms: machine->container {delayed:?}");
+    assert!(delayed >= Duration::from_millis(18), "{delayed:?}");
+    latency.remove().await.unwrap();
+
+    let inspect = |id: &str| {
+        Command::new("docker")
+            .args(["network", "inspect", id])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let err = existing.remove().await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("not created by this testbed"),
+        "{err:#}"
+    );
+    assert!(
+        inspect(made.id()),
+        "the network was removed through the existing handle"
+    );
+    let again = TestNetwork::existing(&testbed, made.id()).await.unwrap();
+    drop(again);
+    assert!(
+        inspect(made.id()),
+        "dropping the existing handle removed the network"
+    );
+    assert!(
+        TestNetwork::existing(&testbed, "hermes-testbed-no-such-network")
+            .await
+            .is_err()
+    );
 }

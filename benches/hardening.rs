@@ -1,0 +1,498 @@
+//! Benchmark (issue 4): host hardening over SSH on real local container hosts, through the real
+//! binary. Prints tables; not a pass/fail test (it stops loudly when an apply fails).
+//!
+//! 1. Cold hardening of 1 and 10 hosts: the hosts are created first with
+//!    `apply --target host --yes` (not timed), then `apply --yes` is timed: host-hardening and
+//!    docker-engine on every host. Packages come through the local apt cache (one per engine,
+//!    kept across runs); the growth of its volume during the apply says whether it was cold.
+//! 2. No-op apply (`apply --yes --output json`, everything up to date) of 10 and 30 hosts, with
+//!    0 ms and with 50 ms added round trip on the stack's Docker network ([`Latency`] on the
+//!    network the local provider made, found with [`TestNetwork::existing`]), 5 runs each:
+//!    median and max wall time, and the SSH connections and exec round trips per host read from
+//!    the JSON output. Target: 30 hosts at 50 ms under 1.5 s.
+//!
+//! The 10-host stack of (1) is reused for the 10-host no-ops and then grown to 30 hosts, 10 at a
+//! time (created, then hardened; timed and printed as extra lines). Creating many hosts at once
+//! on a loaded machine can miss the local provider's boot timeout: creation is retried then.
+//! The delay is checked by timing TCP connects from this machine to a host's port 22 with and
+//! without it. Every host is removed at the end, also on failure ([`LocalStackGuard`]), after a
+//! `destroy --yes`. The load (`uptime`) is printed at the start and the end, and the 1-minute
+//! load before each measurement: other work on the machine shows in the figures.
+
+#![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a benchmark that cannot run should stop loudly"
+)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use hermes_testbed::{Latency, LocalStackGuard, StackDir, TestNetwork, Testbed, run_binary};
+use serde_json::Value;
+
+/// Creating hosts (30 take a minute or two; the first may build the host image).
+const CREATE_TIMEOUT: Duration = Duration::from_mins(20);
+/// A cold hardening (30 hosts of dpkg work on two cores, a cold apt cache).
+const HARDEN_TIMEOUT: Duration = Duration::from_mins(40);
+/// A no-op apply, status, destroy.
+const SHORT_TIMEOUT: Duration = Duration::from_mins(5);
+/// Attempts at creating hosts (a loaded machine can miss the provider's boot timeout).
+const CREATE_ATTEMPTS: u32 = 3;
+/// Hosts created and hardened at once when growing the stack.
+const GROW_STEP: u32 = 10;
+/// No-op runs per case.
+const RUNS: usize = 5;
+/// The added round trip.
+const DELAY: Duration = Duration::from_millis(50);
+/// TCP connects timed for the delay check.
+const CONNECT_SAMPLES: usize = 7;
+/// The no-op target for 30 hosts at 50 ms.
+const TARGET: Duration = Duration::from_millis(1500);
+/// The shared apt cache container of the local provider.
+const APT_CACHE: &str = "hermes-infra-apt-cache";
+
+/// One local stack of `node-1..node-N` container hosts in a temporary directory.
+struct Stack {
+    dir: StackDir,
+    guard: LocalStackGuard,
+}
+
+impl Stack {
+    fn new(prefix: &str, count: u32) -> Self {
+        let dir = StackDir::new(prefix).unwrap();
+        let guard = dir.guard();
+        let stack = Self { dir, guard };
+        stack.set_count(count);
+        stack
+    }
+
+    fn set_count(&self, count: u32) {
+        self.dir
+            .write_stack(&format!(
+                "version = 1\nname = \"{{{{stack}}}}\"\nenvironments = [\"dev\"]\n\
+                 [provider.local]\nhost-kind = \"container\"\n[hosts.node]\ncount = {count}\n"
+            ))
+            .unwrap();
+    }
+
+    /// `hermes-infra VERB STACK ARGS...`: wall time and the output, whatever the exit code.
+    fn try_run(&self, verb: &str, args: &[&str], timeout: Duration) -> (Duration, Output) {
+        let path = self.dir.stack_path();
+        let mut full = vec![verb, path.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let started = Instant::now();
+        let out = run_binary(
+            Path::new(env!("CARGO_BIN_EXE_hermes-infra")),
+            &full,
+            &[("NO_COLOR", "1")],
+            timeout,
+        )
+        .unwrap();
+        (started.elapsed(), out)
+    }
+
+    /// `hermes-infra VERB STACK ARGS...`: wall time and standard output; panics on failure.
+    fn run(&self, verb: &str, args: &[&str], timeout: Duration) -> (Duration, String) {
+        let (elapsed, out) = self.try_run(verb, args, timeout);
+        assert!(
+            out.status.success(),
+            "hermes-infra {verb} {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (elapsed, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `apply --target host --yes` (sets `count` first), retried up to [`CREATE_ATTEMPTS`]
+    /// times when hosts did not finish booting in time (on a loaded machine): the total time.
+    fn create(&self, count: u32) -> Duration {
+        self.set_count(count);
+        let mut total = Duration::ZERO;
+        for attempt in 1..=CREATE_ATTEMPTS {
+            let (elapsed, out) = self.try_run(
+                "apply",
+                &["--yes", "--output", "json", "--target", "host"],
+                CREATE_TIMEOUT,
+            );
+            total += elapsed;
+            if out.status.success() {
+                return total;
+            }
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let failed: Vec<&str> = report["failed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["address"].as_str())
+                .collect();
+            assert!(
+                attempt < CREATE_ATTEMPTS && !failed.is_empty(),
+                "creating {count} hosts failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            println!(
+                "  note: creating hosts, attempt {attempt} of {CREATE_ATTEMPTS}: {} failed \
+                 (load {}); first error: {}; destroying them and retrying",
+                failed.len(),
+                load(),
+                report["failed"][0]["error"].as_str().unwrap_or("?")
+            );
+            // A host that missed the boot timeout stays and counts as created on the next
+            // apply, with sshd never up (seen here): remove it so that it is created anew.
+            let mut args = vec!["--yes", "--allow-destroy"];
+            for address in &failed {
+                args.extend(["--target", address]);
+            }
+            self.run("destroy", &args, SHORT_TIMEOUT);
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// `apply --yes --output json ARGS`: wall time and the JSON report.
+    fn apply(&self, args: &[&str], timeout: Duration) -> (Duration, Value) {
+        let mut all = vec!["--yes", "--output", "json"];
+        all.extend_from_slice(args);
+        let (elapsed, stdout) = self.run("apply", &all, timeout);
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("apply printed no JSON ({e}):\n{stdout}"));
+        (elapsed, report)
+    }
+
+    fn network(&self) -> String {
+        format!("hermes-{}-dev", self.dir.stack_name())
+    }
+
+    /// `host`'s SSH endpoint on the stack's network, from `status --output json`.
+    fn ssh_endpoint(&self, host: &str) -> SocketAddr {
+        let (_, stdout) = self.run("status", &["--output", "json"], SHORT_TIMEOUT);
+        let status: Value = serde_json::from_str(&stdout).unwrap();
+        let address = status["hosts"]
+            .as_array()
+            .and_then(|hosts| hosts.iter().find(|h| h["host"] == host))
+            .and_then(|h| h["address"].as_str())
+            .unwrap_or_else(|| panic!("host {host} has no address: {status}"));
+        SocketAddr::new(address.parse().unwrap(), 22)
+    }
+
+    /// `destroy --yes`, then the guard's removal of anything left.
+    fn destroy(self) -> Duration {
+        let (elapsed, _) = self.run("destroy", &["--yes"], SHORT_TIMEOUT);
+        let left = self.guard.clean().unwrap();
+        assert!(
+            left.containers.is_empty(),
+            "destroy left containers: {left:?}"
+        );
+        elapsed
+    }
+}
+
+/// The addresses in a report's `done` list.
+fn done(report: &Value) -> Vec<String> {
+    report["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["address"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Asserts that the apply hardened and installed Docker on `node-{from..=to}`.
+fn assert_hardened(report: &Value, from: u32, to: u32) {
+    let done = done(report);
+    for i in from..=to {
+        for phase in ["host-hardening", "docker-engine"] {
+            let address = format!("{phase}.node-{i}");
+            assert!(done.contains(&address), "{address} not done: {report}");
+        }
+    }
+}
+
+/// `uptime`, trimmed.
+fn uptime() -> String {
+    Command::new("uptime").output().map_or_else(
+        |e| format!("(uptime: {e})"),
+        |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+    )
+}
+
+/// The 1-minute load average.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// MiB in the apt cache's volume, `None` when the cache is not running.
+fn apt_cache_mib() -> Option<u64> {
+    let out = Command::new("docker")
+        .args(["exec", APT_CACHE, "du", "-sm", "/var/cache/apt-cacher-ng"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether the cache served the apply: warm when it grew less than a few MiB (index files).
+fn cache_state(before: Option<u64>, after: Option<u64>) -> String {
+    match (before, after) {
+        (None, Some(a)) => format!("cold (started by this apply; {a} MiB after)"),
+        (Some(b), Some(a)) if a.saturating_sub(b) < 5 => {
+            format!("warm ({b} MiB before, +{} MiB)", a.saturating_sub(b))
+        }
+        (Some(b), Some(a)) => format!("cold ({b} MiB before, +{} MiB fetched)", a - b),
+        _ => "unknown (cache not readable)".to_owned(),
+    }
+}
+
+/// Median TCP connect time from this machine to `addr` (one round trip: SYN, SYN-ACK).
+fn connect_median(addr: SocketAddr) -> Duration {
+    let mut times: Vec<Duration> = (0..CONNECT_SAMPLES)
+        .map(|_| {
+            let started = Instant::now();
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+            let took = started.elapsed();
+            drop(stream);
+            took
+        })
+        .collect();
+    times.sort();
+    times[CONNECT_SAMPLES / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One no-op case: 5 runs, their times and the round trips per host.
+struct NoOp {
+    hosts: u32,
+    delay: Duration,
+    load: String,
+    times: Vec<Duration>,
+    /// (connections, exec round trips) -> how many host-runs had it.
+    trips: BTreeMap<(u64, u64), usize>,
+}
+
+impl NoOp {
+    fn median(&self) -> Duration {
+        let mut t = self.times.clone();
+        t.sort();
+        t[t.len() / 2]
+    }
+
+    fn max(&self) -> Duration {
+        self.times.iter().copied().max().unwrap_or_default()
+    }
+
+    fn range(&self, pick: impl Fn(&(u64, u64)) -> u64) -> String {
+        let lo = self.trips.keys().map(&pick).min().unwrap_or_default();
+        let hi = self.trips.keys().map(&pick).max().unwrap_or_default();
+        if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}-{hi}")
+        }
+    }
+}
+
+/// Runs the no-op apply [`RUNS`] times on `stack` of `hosts` hosts.
+fn no_op(stack: &Stack, hosts: u32, delay: Duration) -> NoOp {
+    let mut case = NoOp {
+        hosts,
+        delay,
+        load: load(),
+        times: Vec::new(),
+        trips: BTreeMap::new(),
+    };
+    for _ in 0..RUNS {
+        let (elapsed, report) = stack.apply(&[], SHORT_TIMEOUT);
+        assert!(done(&report).is_empty(), "not a no-op: {report}");
+        let per_host = report["hosts"].as_object().unwrap();
+        assert_eq!(
+            per_host.len(),
+            usize::try_from(hosts).unwrap(),
+            "round trips not reported for every host: {report}"
+        );
+        for (host, r) in per_host {
+            let pair = (
+                r["connections"].as_u64().unwrap(),
+                r["exec_round_trips"].as_u64().unwrap(),
+            );
+            if pair != (1, 1) {
+                println!(
+                    "  note: no-op on {host}: {} connection(s), {} exec round trip(s)",
+                    pair.0, pair.1
+                );
+            }
+            *case.trips.entry(pair).or_default() += 1;
+        }
+        case.times.push(elapsed);
+    }
+    println!(
+        "  no-op of {hosts} hosts at +{} ms: median {:.2} s, max {:.2} s (load {})",
+        delay.as_millis(),
+        case.median().as_secs_f64(),
+        case.max().as_secs_f64(),
+        case.load
+    );
+    case
+}
+
+/// Adds [`DELAY`] to `stack`'s network, checks it with TCP connects to node-1:22, and prints
+/// the check.
+fn add_delay(rt: &tokio::runtime::Runtime, testbed: &Testbed, stack: &Stack) -> Latency {
+    let endpoint = stack.ssh_endpoint("node-1");
+    let before = connect_median(endpoint);
+    let latency = rt.block_on(async {
+        let network = TestNetwork::existing(testbed, &stack.network()).await?;
+        testbed.latency(&network, DELAY).await
+    });
+    let latency = latency.unwrap();
+    let after = connect_median(endpoint);
+    println!(
+        "  delay check on {} ({}): TCP connect to node-1:22 from this machine, median of \
+         {CONNECT_SAMPLES}: {:.2} ms without, {:.2} ms with {} ms added ({})",
+        stack.network(),
+        endpoint.ip(),
+        ms(before),
+        ms(after),
+        DELAY.as_millis(),
+        if after >= DELAY.mul_f64(0.95) && after < DELAY * 2 {
+            "in force"
+        } else {
+            "NOT as expected"
+        }
+    );
+    latency
+}
+
+fn main() {
+    println!("hardening: load at start: {}", uptime());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let testbed = Testbed::new();
+
+    // 1. Cold hardening of 1 host, then of 10 hosts.
+    let mut cold = Vec::new();
+    let mut ten = None;
+    for count in [1_u32, 10] {
+        let stack = Stack::new(&format!("bench-harden{count}"), count);
+        let created = stack.create(count);
+        println!(
+            "  {count} host(s) created with --target host in {:.1} s (not timed below)",
+            created.as_secs_f64()
+        );
+        let cache_before = apt_cache_mib();
+        let load_before = load();
+        let (elapsed, report) = stack.apply(&[], HARDEN_TIMEOUT);
+        assert_hardened(&report, 1, count);
+        let cache = cache_state(cache_before, apt_cache_mib());
+        println!(
+            "  cold hardening of {count} host(s): {:.1} s (load {load_before}), apt cache {cache}",
+            elapsed.as_secs_f64()
+        );
+        cold.push((count, elapsed, load_before, cache));
+        if count == 10 {
+            ten = Some(stack);
+        } else {
+            stack.destroy();
+        }
+    }
+    let stack = ten.unwrap();
+
+    // 2. No-ops of 10 hosts, then of 30 (the same stack grown by 10 hosts at a time).
+    let mut no_ops = Vec::new();
+    no_ops.push(no_op(&stack, 10, Duration::ZERO));
+    let latency = add_delay(&rt, &testbed, &stack);
+    no_ops.push(no_op(&stack, 10, DELAY));
+    rt.block_on(latency.remove()).unwrap();
+
+    for count in (10 + GROW_STEP..=30).step_by(usize::try_from(GROW_STEP).unwrap()) {
+        let created = stack.create(count);
+        let cache_before = apt_cache_mib();
+        let (grown, report) = stack.apply(&[], HARDEN_TIMEOUT);
+        assert_hardened(&report, count - GROW_STEP + 1, count);
+        println!(
+            "  grown to {count} hosts: {GROW_STEP} created in {:.1} s, then apply ({GROW_STEP} \
+             cold hardenings, {} no-ops) in {:.1} s, apt cache {}",
+            created.as_secs_f64(),
+            count - GROW_STEP,
+            grown.as_secs_f64(),
+            cache_state(cache_before, apt_cache_mib())
+        );
+    }
+    no_ops.push(no_op(&stack, 30, Duration::ZERO));
+    let latency = add_delay(&rt, &testbed, &stack);
+    no_ops.push(no_op(&stack, 30, DELAY));
+    rt.block_on(latency.remove()).unwrap();
+    let destroyed = stack.destroy();
+    println!("  30 hosts destroyed in {:.1} s", destroyed.as_secs_f64());
+
+    println!();
+    println!("hardening: cold apply (hosts created first with `apply --target host`, not timed)");
+    println!(
+        "{:>6} {:>10} {:>13} {:>6}  apt cache",
+        "hosts", "apply (s)", "per host (s)", "load"
+    );
+    for (count, elapsed, load, cache) in &cold {
+        println!(
+            "{count:>6} {:>10.1} {:>13.1} {load:>6}  {cache}",
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() / f64::from(*count)
+        );
+    }
+    println!();
+    println!(
+        "hardening: no-op apply (`apply --yes --output json`, nothing to do), {RUNS} runs each"
+    );
+    println!(
+        "{:>6} {:>10} {:>11} {:>8} {:>6} {:>12} {:>11}",
+        "hosts", "added RTT", "median (s)", "max (s)", "load", "conns/host", "execs/host"
+    );
+    for case in &no_ops {
+        println!(
+            "{:>6} {:>7} ms {:>11.2} {:>8.2} {:>6} {:>12} {:>11}",
+            case.hosts,
+            case.delay.as_millis(),
+            case.median().as_secs_f64(),
+            case.max().as_secs_f64(),
+            case.load,
+            case.range(|p| p.0),
+            case.range(|p| p.1)
+        );
+    }
+    let target = no_ops
+        .iter()
+        .find(|c| c.hosts == 30 && c.delay == DELAY)
+        .unwrap();
+    println!();
+    println!(
+        "target: no-op of 30 hosts at {} ms under {:.1} s: median {:.2} s, max {:.2} s: {}",
+        DELAY.as_millis(),
+        TARGET.as_secs_f64(),
+        target.median().as_secs_f64(),
+        target.max().as_secs_f64(),
+        if target.max() < TARGET {
+            "met (every run)"
+        } else if target.median() < TARGET {
+            "met by the median, not by every run"
+        } else {
+            "NOT met"
+        }
+    );
+    println!("hardening: load at end: {}", uptime());
+    drop(testbed);
+}
