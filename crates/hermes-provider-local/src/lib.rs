@@ -425,7 +425,29 @@ impl Provider for LocalProvider {
             cpus: Some(&cpus),
         })?;
         let id = self.docker.run(args).await?.trim().to_owned();
-        let key = self.wait_for_boot(&id, &desired.address).await?;
+        let key = match self.wait_for_boot(&id, &desired.address).await {
+            Ok(key) => key,
+            Err(e) => {
+                // A host that never booted is not kept: the next apply creates it afresh
+                // instead of finding a broken host that looks created. Its last console lines
+                // go into the error, as the container (and its logs) are removed.
+                let console = self
+                    .docker
+                    .run(["logs", "--tail", "15", id.as_str()])
+                    .await
+                    .unwrap_or_default();
+                let removed = self.docker.run(["rm", "-f", "-v", id.as_str()]).await;
+                return Err(match removed {
+                    Ok(_) => ProviderError::Transient(format!(
+                        "{e}; the container was removed. Its last console lines:\n{}",
+                        console.trim_end()
+                    )),
+                    Err(rm) => ProviderError::Other(format!(
+                        "{e}; removing the container {id} failed too ({rm}): remove it with `docker rm -f -v {id}`"
+                    )),
+                });
+            }
+        };
         self.created(&ctx.scope, &id, &desired.address, &network, key)
             .await
     }
