@@ -17,6 +17,7 @@
 //! It knows nothing of clouds: it finds hosts' addresses in the world other providers observed.
 
 mod apply;
+mod connections;
 mod facts;
 mod manifest;
 mod payload;
@@ -29,13 +30,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use hermes_core::resource::HOST_KEY_ATTR;
 use hermes_core::seams::{ExecOutput, HostEndpoint, Provider, ProviderError, StepContext};
 use hermes_core::{Address, Kind, ObservedResource, Resource, Scope};
-use hermes_remote::{HostKeys, PinnedHostKeys, RoundTrips, SshConfig, SshConnector, SshRemote};
+use hermes_remote::{HostKeys, PinnedHostKeys, RoundTrips, SshConfig, SshConnector};
 use hermes_render::Phase;
 
-use crate::facts::Facts;
+use crate::connections::Inner;
 
 /// Default number of hosts observed at once.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -71,21 +71,6 @@ pub struct HostReport {
     /// Settings left out on this host, with the reason, by phase.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub not_applicable: BTreeMap<String, Vec<String>>,
-}
-
-/// One host's connection and latest facts.
-#[derive(Default)]
-struct Slot {
-    remote: tokio::sync::Mutex<Option<Arc<SshRemote>>>,
-    facts: Mutex<Option<Facts>>,
-}
-
-struct Inner {
-    connector: SshConnector,
-    host_keys: Arc<PinnedHostKeys>,
-    settings: SshSettings,
-    slots: Mutex<BTreeMap<String, Arc<Slot>>>,
-    reports: Mutex<BTreeMap<String, HostReport>>,
 }
 
 /// Host hardening and the Docker engine, over SSH.
@@ -183,147 +168,6 @@ impl SshHostProvider {
         world: &BTreeMap<Address, ObservedResource>,
     ) -> Result<HostEndpoint, ProviderError> {
         self.inner.endpoint(host, world)
-    }
-}
-
-impl Inner {
-    fn slot(&self, host: &str) -> Arc<Slot> {
-        Arc::clone(
-            self.slots
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(host.to_owned())
-                .or_default(),
-        )
-    }
-
-    fn report(&self, host: &str, update: impl FnOnce(&mut HostReport)) {
-        update(
-            self.reports
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(host.to_owned())
-                .or_default(),
-        );
-    }
-
-    /// Where `host` is, from what the host's provider observed.
-    fn endpoint(
-        &self,
-        host: &str,
-        world: &BTreeMap<Address, ObservedResource>,
-    ) -> Result<HostEndpoint, ProviderError> {
-        let found = world.get(&Address::new(Kind::Host, host)).ok_or_else(|| {
-            ProviderError::Other(format!(
-                "host `{host}` does not exist (yet); its host-level resources wait for it"
-            ))
-        })?;
-        let attr = |k: &str| found.attrs.get(k).and_then(|v| v.as_str());
-        if let Some(state) = attr("state")
-            && state != "running"
-        {
-            return Err(ProviderError::Other(format!(
-                "host `{host}` is {state}; power it on (`hermes-infra power on STACK {host}`) and try again"
-            )));
-        }
-        let address = attr("address").ok_or_else(|| {
-            ProviderError::Other(format!("host `{host}` has no address to connect to"))
-        })?;
-        // A host created (or replaced) in this run: pin the key its provider read through a
-        // trusted channel, so the first connection is already checked against the new host.
-        if let Some(key) = attr(HOST_KEY_ATTR) {
-            let _ = self.host_keys.pin(host, key);
-        }
-        Ok(HostEndpoint {
-            host: host.to_owned(),
-            address: address.to_owned(),
-            port: self.settings.port,
-            user: self.settings.admin_user.clone(),
-        })
-    }
-
-    /// The run's connection to `host`, opened on first use.
-    async fn remote(
-        &self,
-        host: &str,
-        world: &BTreeMap<Address, ObservedResource>,
-    ) -> Result<Arc<SshRemote>, ProviderError> {
-        let slot = self.slot(host);
-        let mut remote = slot.remote.lock().await;
-        if let Some(open) = remote.as_ref() {
-            return Ok(Arc::clone(open));
-        }
-        let endpoint = self.endpoint(host, world)?;
-        let opened = Arc::new(
-            self.connector
-                .open(&endpoint)
-                .await
-                .map_err(|e| ProviderError::Transient(e.to_string()))?,
-        );
-        *remote = Some(Arc::clone(&opened));
-        Ok(opened)
-    }
-
-    /// Forgets the connection to `host` after a failure, so the next step opens a new one.
-    async fn drop_remote(&self, host: &str) {
-        *self.slot(host).remote.lock().await = None;
-    }
-
-    /// Runs the facts script on `host` and keeps the result.
-    async fn read_facts(
-        &self,
-        host: &str,
-        world: &BTreeMap<Address, ObservedResource>,
-    ) -> Result<Facts, ProviderError> {
-        let remote = self.remote(host, world).await?;
-        let output = hermes_core::seams::Remote::run(
-            remote.as_ref(),
-            "facts",
-            &scripts::as_root(scripts::FACTS),
-            &[],
-        )
-        .await;
-        let output = match output {
-            Ok(output) => output,
-            Err(e) => {
-                self.drop_remote(host).await;
-                return Err(ProviderError::Transient(e.to_string()));
-            }
-        };
-        if output.status != 0 {
-            return Err(ProviderError::Other(format!(
-                "host `{host}`, step `facts`: the facts script exited with {}: {} (the admin user \
-                 needs passwordless sudo)",
-                output.status,
-                apply::tail(&output.stderr)
-            )));
-        }
-        let facts = Facts::parse(&output.stdout)
-            .map_err(|e| ProviderError::Other(format!("host `{host}`, step `facts`: {e}")))?;
-        *self
-            .slot(host)
-            .facts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(facts.clone());
-        Ok(facts)
-    }
-
-    /// The facts of `host` read in this run, or read now.
-    async fn facts(
-        &self,
-        host: &str,
-        world: &BTreeMap<Address, ObservedResource>,
-    ) -> Result<Facts, ProviderError> {
-        let known = self
-            .slot(host)
-            .facts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        match known {
-            Some(facts) => Ok(facts),
-            None => self.read_facts(host, world).await,
-        }
     }
 }
 

@@ -1,0 +1,170 @@
+//! The run's connections: one SSH connection and the latest facts per host, opened on first
+//! use from the address the hosts' provider observed, with the host key pinned.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hermes_core::resource::HOST_KEY_ATTR;
+use hermes_core::seams::{HostEndpoint, ProviderError};
+use hermes_core::{Address, Kind, ObservedResource};
+use hermes_remote::{HostKeys, PinnedHostKeys, SshConnector, SshRemote};
+
+use crate::facts::Facts;
+use crate::{HostReport, SshSettings, apply, scripts};
+
+/// One host's connection and latest facts.
+#[derive(Default)]
+pub(crate) struct Slot {
+    remote: tokio::sync::Mutex<Option<Arc<SshRemote>>>,
+    facts: Mutex<Option<Facts>>,
+}
+
+/// The provider's state for one run, shared with its tasks.
+pub(crate) struct Inner {
+    pub(crate) connector: SshConnector,
+    pub(crate) host_keys: Arc<PinnedHostKeys>,
+    pub(crate) settings: SshSettings,
+    pub(crate) slots: Mutex<BTreeMap<String, Arc<Slot>>>,
+    pub(crate) reports: Mutex<BTreeMap<String, HostReport>>,
+}
+
+impl Inner {
+    pub(crate) fn slot(&self, host: &str) -> Arc<Slot> {
+        Arc::clone(
+            self.slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(host.to_owned())
+                .or_default(),
+        )
+    }
+
+    pub(crate) fn report(&self, host: &str, update: impl FnOnce(&mut HostReport)) {
+        update(
+            self.reports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(host.to_owned())
+                .or_default(),
+        );
+    }
+
+    /// Where `host` is, from what the host's provider observed.
+    pub(crate) fn endpoint(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<HostEndpoint, ProviderError> {
+        let found = world.get(&Address::new(Kind::Host, host)).ok_or_else(|| {
+            ProviderError::Other(format!(
+                "host `{host}` does not exist (yet); its host-level resources wait for it"
+            ))
+        })?;
+        let attr = |k: &str| found.attrs.get(k).and_then(|v| v.as_str());
+        if let Some(state) = attr("state")
+            && state != "running"
+        {
+            return Err(ProviderError::Other(format!(
+                "host `{host}` is {state}; power it on (`hermes-infra power on STACK {host}`) and try again"
+            )));
+        }
+        let address = attr("address").ok_or_else(|| {
+            ProviderError::Other(format!("host `{host}` has no address to connect to"))
+        })?;
+        // A host created (or replaced) in this run: pin the key its provider read through a
+        // trusted channel, so the first connection is already checked against the new host.
+        if let Some(key) = attr(HOST_KEY_ATTR) {
+            let _ = self.host_keys.pin(host, key);
+        }
+        Ok(HostEndpoint {
+            host: host.to_owned(),
+            address: address.to_owned(),
+            port: self.settings.port,
+            user: self.settings.admin_user.clone(),
+        })
+    }
+
+    /// The run's connection to `host`, opened on first use.
+    pub(crate) async fn remote(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Arc<SshRemote>, ProviderError> {
+        let slot = self.slot(host);
+        let mut remote = slot.remote.lock().await;
+        if let Some(open) = remote.as_ref() {
+            return Ok(Arc::clone(open));
+        }
+        let endpoint = self.endpoint(host, world)?;
+        let opened = Arc::new(
+            self.connector
+                .open(&endpoint)
+                .await
+                .map_err(|e| ProviderError::Transient(e.to_string()))?,
+        );
+        *remote = Some(Arc::clone(&opened));
+        Ok(opened)
+    }
+
+    /// Forgets the connection to `host` after a failure, so the next step opens a new one.
+    pub(crate) async fn drop_remote(&self, host: &str) {
+        *self.slot(host).remote.lock().await = None;
+    }
+
+    /// Runs the facts script on `host` and keeps the result.
+    pub(crate) async fn read_facts(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Facts, ProviderError> {
+        let remote = self.remote(host, world).await?;
+        let output = hermes_core::seams::Remote::run(
+            remote.as_ref(),
+            "facts",
+            &scripts::as_root(scripts::FACTS),
+            &[],
+        )
+        .await;
+        let output = match output {
+            Ok(output) => output,
+            Err(e) => {
+                self.drop_remote(host).await;
+                return Err(ProviderError::Transient(e.to_string()));
+            }
+        };
+        if output.status != 0 {
+            return Err(ProviderError::Other(format!(
+                "host `{host}`, step `facts`: the facts script exited with {}: {} (the admin user \
+                 needs passwordless sudo)",
+                output.status,
+                apply::tail(&output.stderr)
+            )));
+        }
+        let facts = Facts::parse(&output.stdout)
+            .map_err(|e| ProviderError::Other(format!("host `{host}`, step `facts`: {e}")))?;
+        *self
+            .slot(host)
+            .facts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(facts.clone());
+        Ok(facts)
+    }
+
+    /// The facts of `host` read in this run, or read now.
+    pub(crate) async fn facts(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+    ) -> Result<Facts, ProviderError> {
+        let known = self
+            .slot(host)
+            .facts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match known {
+            Some(facts) => Ok(facts),
+            None => self.read_facts(host, world).await,
+        }
+    }
+}
