@@ -136,7 +136,7 @@ async fn audit_host(
         .await
         .and_then(|out| parse::security_updates(&out));
         printer.err(&format!(
-            "  audit {host}: running Lynis (about 2 minutes per run)\n"
+            "  audit {host}: running Lynis (about 2 minutes per run on a container host, far longer on an emulated VM)\n"
         ));
         let lynis = remote(ssh, world, host, "lynis", &scripts::lynis(true))
             .await

@@ -66,8 +66,9 @@ fi
 /// log's test and hardening-point lines after `@@log`.
 const LYNIS_RUN: &str = r#"
 cd "$work" || exit 1
+# About 2 minutes on a container host; much longer on a VM under software emulation.
 # shellcheck disable=SC2086
-timeout 480 lynis audit system --quick --no-colors --report-file "$work/report.dat" \
+timeout 1500 lynis audit system --quick --no-colors --report-file "$work/report.dat" \
   --logfile "$work/lynis.log" $profile_args >"$work/screen" 2>&1 \
   || fail "lynis audit system failed (exit $?):" "$work/screen"
 echo '@@report'
