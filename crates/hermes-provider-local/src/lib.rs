@@ -437,9 +437,20 @@ impl Provider for LocalProvider {
                     .await
                     .unwrap_or_default();
                 let removed = self.docker.run(["rm", "-f", "-v", id.as_str()]).await;
+                let instances = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u32>().ok());
+                let hint = match instances {
+                    Some(n) if n < 1024 => format!(
+                        " (with many hosts, the likely cause is this machine's inotify limit: \
+                         fs.inotify.max_user_instances is {n}, about 8 per hardened host; raise \
+                         it with `sysctl -w fs.inotify.max_user_instances=1024`)"
+                    ),
+                    _ => String::new(),
+                };
                 return Err(match removed {
                     Ok(_) => ProviderError::Transient(format!(
-                        "{e}; the container was removed. Its last console lines:\n{}",
+                        "{e}; the container was removed{hint}. Its last console lines:\n{}",
                         console.trim_end()
                     )),
                     Err(rm) => ProviderError::Other(format!(
