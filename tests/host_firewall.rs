@@ -108,8 +108,10 @@ fn published_ports_and_password_guessers_are_stopped_at_the_host() {
     );
 
     // t-2 guesses: three failed logins as a user that does not exist get it banned.
+    // Each try is bounded: once the ban lands, a connection still in its handshake gets no
+    // answer at all, and ssh's own ConnectTimeout covers only the TCP connect.
     let guess = format!(
-        "for i in 1 2 3 4; do ssh -o BatchMode=yes -o ConnectTimeout=3 \
+        "for i in 1 2 3 4; do timeout 8 ssh -o BatchMode=yes -o ConnectTimeout=3 \
          -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
          -o PubkeyAuthentication=no mallory@{t1} true 2>/dev/null; done; true"
     );
@@ -135,7 +137,7 @@ fn published_ports_and_password_guessers_are_stopped_at_the_host() {
         .on(
             "t-2",
             &format!(
-                "ssh -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no \
+                "timeout 8 ssh -o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no \
                  -o UserKnownHostsFile=/dev/null mallory@{t1} true 2>&1; true"
             ),
         )
