@@ -9,7 +9,7 @@ use hermes_core::seams::{ProviderError, Remote as _, StepContext};
 use hermes_core::{ObservedResource, Resource};
 use hermes_render::{HardeningSpec, Phase, Rendered, docker_files, hardening_files};
 
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, fail2ban_enabled};
 use crate::scripts::{self, as_root, with_settings};
 use crate::{Inner, phase_of};
 
@@ -96,14 +96,8 @@ pub(crate) async fn phase(
         ("AUDIT_PLAN", ctx.plan_hash.clone()),
     ];
     let hardening = phase == Phase::HostHardening;
-    let fail2ban = desired
-        .attrs
-        .get("fail2ban")
-        .and_then(|f| f.get("enabled"))
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
     let ensure = match phase {
-        Phase::HostHardening if fail2ban => "ssh fail2ban",
+        Phase::HostHardening if fail2ban_enabled(&desired.attrs) => "ssh fail2ban",
         Phase::HostHardening => "ssh",
         Phase::DockerEngine => "docker",
     };
@@ -117,7 +111,12 @@ pub(crate) async fn phase(
         ("ADMIN_USER", inner.settings.admin_user.clone()),
         (
             "ADMIN_GROUP",
-            if hardening { "hermes-ssh" } else { "" }.to_owned(),
+            if hardening {
+                hermes_render::ADMIN_GROUP
+            } else {
+                ""
+            }
+            .to_owned(),
         ),
         ("ENSURE_RUNNING", ensure.to_owned()),
         ("SSH_PORT", inner.settings.port.to_string()),

@@ -106,13 +106,7 @@ impl Facts {
                 if !self.active("ssh") {
                     observed.drift.insert("ssh".into(), "not running".into());
                 }
-                let fail2ban = manifest
-                    .spec
-                    .get("fail2ban")
-                    .and_then(|f| f.get("enabled"))
-                    .and_then(serde_json::Value::as_bool)
-                    .unwrap_or(true);
-                if fail2ban && !self.active("fail2ban") {
+                if crate::manifest::fail2ban_enabled(&manifest.spec) && !self.active("fail2ban") {
                     observed
                         .drift
                         .insert("fail2ban".into(), "not running".into());

@@ -24,3 +24,11 @@ pub(crate) struct Manifest {
     #[serde(default)]
     pub(crate) not_applicable: Vec<String>,
 }
+
+/// Whether the `host-hardening` attributes `spec` run fail2ban (on unless they say otherwise).
+pub(crate) fn fail2ban_enabled(spec: &Attrs) -> bool {
+    spec.get("fail2ban")
+        .and_then(|f| f.get("enabled"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(true)
+}

@@ -40,8 +40,8 @@ const BLACKLISTED_MODULES: &[&str] = &[
     "usb-storage",
     "firewire-core",
 ];
-/// The group whose members may log in over SSH.
-const ADMIN_GROUP: &str = "hermes-ssh";
+/// The group whose members may log in over SSH (`AllowGroups`).
+pub const ADMIN_GROUP: &str = "hermes-ssh";
 
 /// The desired `host-hardening` attributes, as the planner writes them.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

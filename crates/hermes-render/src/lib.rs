@@ -13,7 +13,7 @@ mod templates;
 use serde::Serialize;
 
 pub use docker::docker_files;
-pub use hardening::{HardeningSpec, hardening_files};
+pub use hardening::{ADMIN_GROUP, HardeningSpec, hardening_files};
 pub use sysctl::{SysctlLevel, sysctl_level};
 
 /// A phase of host setup: one idempotent script per phase and host.
