@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use hermes_core::seams::{Provider, StateStore as _};
 use hermes_engine::{Engine, Event, Reporter};
 use hermes_provider_local::{Admin, LocalProvider};
-use hermes_provider_ssh::{SshHostProvider, SshSettings};
+use hermes_provider_ssh::{KnownHosts, SshHostProvider, SshSettings};
 use hermes_remote::SshConfig;
 use hermes_stack::LoadedStack;
 use hermes_stack::wire::{Provider as ProviderConfig, State as StateConfig};
@@ -141,14 +141,14 @@ pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Resul
     let mut providers = providers;
     let mut hosts = None;
     if let Some(key) = &admin_key {
-        let pins = store.load(&stack.scope()).await?.host_keys;
+        let known = KnownHosts::from_state(&store.load(&stack.scope()).await?);
         let mut ssh_config = SshConfig::new(key.private_key.clone());
         // A cold hardening installs packages: minutes on a slow host (a VM under software
         // emulation took over ten).
         ssh_config.op_timeout = SSH_OP_TIMEOUT;
         let ssh = SshHostProvider::new(
             ssh_config,
-            pins,
+            known,
             SshSettings {
                 admin_user: admin_user.clone(),
                 port: stack.file.ssh.port,

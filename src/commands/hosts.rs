@@ -147,7 +147,9 @@ pub(crate) async fn ssh(
     let (loaded, wired) = wiring::load(args, printer).await?;
     let scope = loaded.scope();
     let (found, ip) = running_host(&wired, &scope, host, &args.stack).await?;
-    let port = loaded.file.ssh.port;
+    let state = wired.store.load(&scope).await?;
+    // Where sshd listens now: the stack's port once host-hardening moved it there.
+    let port = state.ssh_port(host);
     let endpoint = HostEndpoint {
         host: host.to_owned(),
         address: ip.clone(),
@@ -155,7 +157,7 @@ pub(crate) async fn ssh(
         user: wired.admin_user.clone(),
     };
     let presented = hermes_remote::scan_host_key(&endpoint, SCAN_TIMEOUT).await?;
-    let pinned = wired.store.load(&scope).await?.host_keys.get(host).cloned();
+    let pinned = state.host_keys.get(host).cloned();
     if accept_new_host_key {
         accept(&wired, &scope, host, &found, &presented, printer).await?;
     } else {

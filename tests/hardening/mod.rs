@@ -116,6 +116,21 @@ impl Stack {
         )
     }
 
+    /// The stack's state file (environment `dev`).
+    pub(crate) fn state_path(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join(".hermes-infra/state")
+            .join(self.dir.stack_name())
+            .join("dev/state.json")
+    }
+
+    /// The stack's state.
+    pub(crate) fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.state_path()).expect("the state file is readable");
+        serde_json::from_str(&text).expect("the state is JSON")
+    }
+
     /// The name of the Docker network the stack's hosts are on.
     pub(crate) fn network(&self) -> String {
         format!("hermes-{}-dev", self.dir.stack_name())

@@ -240,6 +240,18 @@ impl Resource {
 /// pins it in the state when the host is created.
 pub const HOST_KEY_ATTR: &str = "host-key";
 
+/// Attribute of a `host-hardening` resource: the port its host's sshd listens on once the
+/// phase is applied. The engine remembers it in the state, so later runs connect to it.
+pub const SSH_PORT_ATTR: &str = "ssh-port";
+
+/// Attribute of a local VM host: the TCP ports its runner forwards to the guest, as `22,2222`
+/// (a VM sits behind QEMU's user networking; a container host has an address of its own).
+pub const VM_FORWARD_ATTR: &str = "forward-ports";
+
+/// The port sshd listens on when a host is new: every provider's base image uses 22, until
+/// `host-hardening` applies the stack's `ssh.port`.
+pub const FRESH_HOST_SSH_PORT: u16 = 22;
+
 /// A resource as a provider found it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservedResource {

@@ -171,9 +171,23 @@ pub struct State {
     /// SSH host keys pinned at first contact, by host name (`ssh-ed25519 AAAA...`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub host_keys: BTreeMap<String, String>,
+    /// The SSH port each host was last configured to listen on, by host name; a host not
+    /// listed listens on [`crate::resource::FRESH_HOST_SSH_PORT`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ssh_ports: BTreeMap<String, u16>,
     /// Image digests deployed per agent, oldest first (for rollback and promotion).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub image_history: BTreeMap<String, Vec<String>>,
+}
+
+impl State {
+    /// The port `host`'s sshd listens on, as far as the state knows.
+    pub fn ssh_port(&self, host: &str) -> u16 {
+        self.ssh_ports
+            .get(host)
+            .copied()
+            .unwrap_or(crate::resource::FRESH_HOST_SSH_PORT)
+    }
 }
 
 /// Who holds a lock, since when, for what.

@@ -1,6 +1,6 @@
 //! [`Engine::apply`]: refusals, lock, world check, steps, state, unlock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -156,32 +156,41 @@ impl Engine {
         run.phase(&schedule.create).await;
         let (mut report, world) = run.finish();
         let pins = host_key_pins(&report, &world);
-        if !report.is_success() && pins.is_empty() {
-            tracing::info!(%scope, "not every step succeeded; the state is left as it was");
-            return Ok(report);
-        }
-
+        let ports = ssh_ports(&report, &world);
         let success = report.is_success();
         let saved = async {
             let mut state = self.store.load(scope).await?;
-            state.serial += 1;
+            let before = state.clone();
             for (host, key) in pins {
                 match key {
                     Some(key) => state.host_keys.insert(host, key),
                     None => state.host_keys.remove(&host),
                 };
             }
+            for (host, port) in ports {
+                match port {
+                    Some(port) => state.ssh_ports.insert(host, port),
+                    None => state.ssh_ports.remove(&host),
+                };
+            }
             if success {
                 state.last_plan_hash = Some(report.plan_hash.clone());
+            } else if state == before {
+                tracing::info!(%scope, "not every step succeeded; the state is left as it was");
+                return Ok(None);
             } else {
-                tracing::info!(%scope, "not every step succeeded; only host key pins are saved");
+                tracing::info!(
+                    %scope,
+                    "not every step succeeded; only how to reach hosts (host keys, SSH ports) is saved"
+                );
             }
+            state.serial += 1;
             self.store.save(scope, &state, &lock.id).await?;
-            Ok(state.serial)
+            Ok(Some(state.serial))
         };
         match saved.await {
             Ok(serial) => {
-                report.state_serial = Some(serial);
+                report.state_serial = serial;
                 Ok(report)
             }
             Err(source) => Err(EngineError::StateNotSaved {
@@ -235,4 +244,47 @@ fn host_key_pins(
         }
     }
     pins
+}
+
+/// The SSH ports to remember (`Some`) or forget (`None`): the port each host's `host-hardening`
+/// configured, as its manifest says (read at the start of the run or written by a step of it),
+/// and none for a host deleted or replaced (a new host listens on the fresh port).
+fn ssh_ports(
+    report: &ApplyReport,
+    world: &BTreeMap<hermes_core::Address, hermes_core::ObservedResource>,
+) -> Vec<(String, Option<u16>)> {
+    use hermes_core::Kind;
+    let gone: BTreeSet<&str> = report
+        .done
+        .iter()
+        .filter(|d| {
+            d.address.kind == Kind::Host
+                && matches!(d.action, StepAction::Delete | StepAction::ReplaceDestroy)
+        })
+        .map(|d| d.address.name.as_str())
+        .collect();
+    let hardened: BTreeSet<&str> = report
+        .done
+        .iter()
+        .filter(|d| d.address.kind == Kind::HostHardening)
+        .map(|d| d.address.name.as_str())
+        .collect();
+    let mut ports: Vec<(String, Option<u16>)> =
+        gone.iter().map(|host| ((*host).to_owned(), None)).collect();
+    // A host replaced in this run and not hardened since listens on the fresh port, whatever
+    // its predecessor's manifest said.
+    for observed in world.values().filter(|o| {
+        let host = o.address.name.as_str();
+        o.address.kind == Kind::HostHardening && (!gone.contains(host) || hardened.contains(host))
+    }) {
+        let port = observed
+            .attrs
+            .get(hermes_core::resource::SSH_PORT_ATTR)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok());
+        if let Some(port) = port {
+            ports.push((observed.address.name.clone(), Some(port)));
+        }
+    }
+    ports
 }

@@ -6,11 +6,24 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use hermes_core::resource::{FRESH_HOST_SSH_PORT, VM_FORWARD_ATTR};
 use hermes_core::{Address, Kind, Resource};
 use hermes_stack::LoadedStack;
-use hermes_stack::wire::{Agent, Model, Provider, Registry, StackFile};
+use hermes_stack::wire::{Agent, HostKind, Model, Provider, Registry, StackFile};
 
 use crate::model::Desired;
+
+/// The ports a local VM forwards: the fresh port sshd starts on and the stack's SSH port.
+fn vm_forward_ports(file: &StackFile) -> String {
+    let mut ports = vec![FRESH_HOST_SSH_PORT, file.ssh.port];
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// The resources `stack` wants.
 pub fn desired(stack: &LoadedStack) -> Desired {
@@ -29,9 +42,17 @@ pub fn desired(stack: &LoadedStack) -> Desired {
             r.attr("role", host.role.as_str())
         };
         r = match &file.provider {
-            Provider::Local(_) => r
-                .fixed_attr("size", host.size.as_str())
-                .fixed_attr("kind", json!(host.kind.unwrap_or_default())),
+            Provider::Local(_) => {
+                let kind = host.kind.unwrap_or_default();
+                let r = r
+                    .fixed_attr("size", host.size.as_str())
+                    .fixed_attr("kind", json!(kind));
+                if kind == HostKind::Vm {
+                    r.fixed_attr(VM_FORWARD_ATTR, vm_forward_ports(file))
+                } else {
+                    r
+                }
+            }
             // Clouds resize in place (with a reboot); the image and location are for life.
             Provider::Hetzner(h) => r
                 .attr("size", host.size.as_str())

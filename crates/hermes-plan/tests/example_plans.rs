@@ -78,3 +78,31 @@ fn agents_reach_their_model_and_messaging_hosts_by_default() {
         serde_json::json!(["api.anthropic.com", "api.openai.com", "api.telegram.org"])
     );
 }
+
+#[test]
+fn a_local_vm_host_forwards_the_fresh_and_the_stack_ssh_port_and_a_container_forwards_none() {
+    let source = r#"version = 1
+name = "vms"
+[provider.local]
+[ssh]
+port = 2222
+[hosts.v]
+kind = "vm"
+[hosts.c]
+"#;
+    let stack = hermes_stack::load_str(Path::new("vms.toml"), source, None).unwrap();
+    let desired = hermes_plan::desired(&stack);
+    let host = |name: &str| {
+        desired
+            .resources
+            .iter()
+            .find(|r| r.address.to_string() == format!("host.{name}"))
+            .unwrap_or_else(|| panic!("no host {name}: {:?}", desired.resources))
+    };
+    assert_eq!(host("v").attrs["forward-ports"], "22,2222");
+    assert!(
+        host("v").replace_on_change.contains("forward-ports"),
+        "a VM's forwards are set at its creation"
+    );
+    assert!(!host("c").attrs.contains_key("forward-ports"));
+}

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use hermes_core::resource::VM_FORWARD_ATTR;
 use hermes_core::seams::ProviderError;
 use hermes_core::{Address, Resource, Scope, labels};
 
-use crate::{KIND_LABEL, SIZE_LABEL};
+use crate::{FORWARD_LABEL, KIND_LABEL, SIZE_LABEL};
 
 /// CPUs and memory of a local host size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,7 @@ pub fn host_labels(scope: &Scope, desired: &Resource) -> BTreeMap<String, String
         ("size", SIZE_LABEL),
         ("kind", KIND_LABEL),
         ("role", labels::ROLE),
+        (VM_FORWARD_ATTR, FORWARD_LABEL),
     ] {
         if let Some(v) = desired.attrs.get(attr).and_then(|v| v.as_str()) {
             l.insert(label.to_owned(), v.to_owned());

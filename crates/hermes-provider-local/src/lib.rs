@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use hermes_core::resource::HOST_KEY_ATTR;
+use hermes_core::resource::{HOST_KEY_ATTR, VM_FORWARD_ATTR};
 use hermes_core::seams::{Provider, ProviderError, StepContext};
 use hermes_core::{Address, Kind, ObservedResource, Resource, Scope, labels};
 
@@ -35,6 +35,8 @@ pub use docker::Docker;
 pub const SIZE_LABEL: &str = "hermes-infra/size";
 /// Label key: a local host's kind (container or vm).
 pub const KIND_LABEL: &str = "hermes-infra/kind";
+/// Label key: the ports a local VM host forwards to its guest (`22,2222`).
+pub const FORWARD_LABEL: &str = "hermes-infra/forward-ports";
 
 /// What [`LocalProvider::prepare_launch`] gives every new host.
 pub(crate) struct Launch {
@@ -326,6 +328,7 @@ impl LocalProvider {
             (SIZE_LABEL, "size"),
             (KIND_LABEL, "kind"),
             (labels::ROLE, "role"),
+            (FORWARD_LABEL, VM_FORWARD_ATTR),
         ] {
             if let Some(v) = c.labels.get(label) {
                 host = host.attr(attr, v.as_str());

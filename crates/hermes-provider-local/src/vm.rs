@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use hermes_core::resource::{FRESH_HOST_SSH_PORT, VM_FORWARD_ATTR};
 use hermes_core::seams::{ProviderError, StepContext};
 use hermes_core::{Address, ObservedResource, Resource};
 
@@ -192,6 +193,27 @@ pub struct VmContainer<'a> {
     pub cpus: u32,
     /// `kvm` or `tcg`.
     pub accel: &'a str,
+    /// TCP ports forwarded to the same port of the guest (`22,2222`).
+    pub forward: &'a str,
+}
+
+/// `forward` checked: comma-separated TCP ports, 22 among them (sshd starts there).
+fn forward_ports(name: &str, forward: &str) -> Result<Vec<u16>, ProviderError> {
+    let ports: Vec<u16> = forward
+        .split(',')
+        .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            ProviderError::Other(format!(
+                "VM host `{name}`: forwarded ports `{forward}` are not a comma-separated list of                  TCP ports"
+            ))
+        })?;
+    if !ports.contains(&FRESH_HOST_SSH_PORT) {
+        return Err(ProviderError::Other(format!(
+            "VM host `{name}`: forwarded ports `{forward}` leave out {FRESH_HOST_SSH_PORT}, where              a new host's sshd listens"
+        )));
+    }
+    Ok(ports)
 }
 
 /// The full argument list after `docker`: `run -d ... IMAGE`.
@@ -219,6 +241,14 @@ pub fn run_args(vm: &VmContainer<'_>) -> Result<Vec<String>, ProviderError> {
         ("HERMES_INFRA_VM_MEMORY", vm.memory_mib.to_string()),
         ("HERMES_INFRA_VM_CPUS", vm.cpus.to_string()),
         ("HERMES_INFRA_VM_ACCEL", vm.accel.to_owned()),
+        (
+            "HERMES_INFRA_VM_FORWARD",
+            forward_ports(vm.name, vm.forward)?
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
     ] {
         args.push("--env".into());
         args.push(format!("{k}={v}"));
@@ -266,6 +296,11 @@ pub(crate) async fn create(
         memory_mib: limits.memory_gib * 1024,
         cpus: limits.cpus.min(machine_cpus),
         accel: accel(),
+        forward: desired
+            .attrs
+            .get(VM_FORWARD_ATTR)
+            .and_then(|v| v.as_str())
+            .unwrap_or("22"),
     })?;
     let started = Instant::now();
     let id = provider.docker.run(args).await?.trim().to_owned();
@@ -393,6 +428,14 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_ports_are_checked() {
+        assert_eq!(forward_ports("v", "22, 2222").unwrap(), [22, 2222]);
+        for bad in ["", "22,x", "22,0", "22,70000", "2222"] {
+            assert!(forward_ports("v", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn run_args_pass_resources_accel_and_user_data() {
         let labels = BTreeMap::from([("hermes-infra.testbed".to_owned(), "1".to_owned())]);
         let ud = UserData::new("i-1").with_hostname("vm-1");
@@ -405,8 +448,10 @@ mod tests {
             memory_mib: 2048,
             cpus: 1,
             accel: "tcg",
+            forward: "22,2222",
         })
         .unwrap();
+        assert!(args.contains(&"HERMES_INFRA_VM_FORWARD=22 2222".to_owned()));
         assert_eq!(args[..3], ["run", "-d", "--name=v1"]);
         assert!(args.contains(&"--memory=2816m".to_owned()));
         assert!(args.contains(&"HERMES_INFRA_VM_MEMORY=2048".to_owned()));

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use hermes_core::seams::{ProviderError, Remote as _, StepContext};
+use hermes_core::resource::SSH_PORT_ATTR;
+use hermes_core::seams::{HostEndpoint, ProviderError, Remote as _, StepContext};
 use hermes_core::{ObservedResource, Resource};
 use hermes_render::{HardeningSpec, Phase, Rendered, docker_files, hardening_files};
 
@@ -96,6 +97,17 @@ pub(crate) async fn phase(
         ("AUDIT_PLAN", ctx.plan_hash.clone()),
     ];
     let hardening = phase == Phase::HostHardening;
+    // Where sshd listens once this phase is done: host-hardening moves it to the stack's port.
+    let ssh_port = if hardening {
+        desired
+            .attrs
+            .get(SSH_PORT_ATTR)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(inner.settings.port)
+    } else {
+        inner.port(host)
+    };
     let ensure = match phase {
         Phase::HostHardening if fail2ban_enabled(&desired.attrs) => "ssh fail2ban",
         Phase::HostHardening => "ssh",
@@ -119,7 +131,7 @@ pub(crate) async fn phase(
             .to_owned(),
         ),
         ("ENSURE_RUNNING", ensure.to_owned()),
-        ("SSH_PORT", inner.settings.port.to_string()),
+        ("SSH_PORT", ssh_port.to_string()),
         (
             "ENSURE_FIREWALL",
             if hardening { "yes" } else { "no" }.to_owned(),
@@ -150,7 +162,11 @@ pub(crate) async fn phase(
         })?;
 
     if outcome.confirm {
-        let endpoint = inner.endpoint(host, &ctx.world)?;
+        // The fresh login goes where sshd listens now: the new port when this change moved it.
+        let endpoint = HostEndpoint {
+            port: ssh_port,
+            ..inner.endpoint(host, &ctx.world)?
+        };
         let login = async {
             let fresh = inner.connector.open(&endpoint).await?;
             fresh.run("login-test", "sudo -n true", &[]).await
@@ -174,7 +190,7 @@ pub(crate) async fn phase(
         );
         let finished = remote.run(step, &as_root(&audit_script), &[]).await;
         match (login, finished) {
-            (Ok(()), Ok(out)) if out.status == 0 => {}
+            (Ok(()), Ok(out)) if out.status == 0 => inner.moved(host, ssh_port),
             (Ok(()), Ok(out)) => {
                 return Err(fail(format!(
                     "the change works but could not be confirmed; the host will revert it within {}s: {}",
@@ -196,7 +212,7 @@ pub(crate) async fn phase(
                 return Err(fail(format!(
                     "the new SSH/firewall configuration refused a fresh login ({why}); it was \
                      reverted and the host is reachable as before. This machine connects from \
-                     {source}: check `ssh.allow-from` and the admin keys"
+                     {source}: check `ssh.allow-from`, `ssh.port` and the admin keys"
                 )));
             }
         }

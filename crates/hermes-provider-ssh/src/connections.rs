@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use hermes_core::resource::HOST_KEY_ATTR;
+use hermes_core::resource::{FRESH_HOST_SSH_PORT, HOST_KEY_ATTR};
 use hermes_core::seams::{HostEndpoint, ProviderError};
 use hermes_core::{Address, Kind, ObservedResource};
 use hermes_remote::{HostKeys, PinnedHostKeys, SshConnector, SshRemote};
@@ -24,6 +24,9 @@ pub(crate) struct Inner {
     pub(crate) connector: SshConnector,
     pub(crate) host_keys: Arc<PinnedHostKeys>,
     pub(crate) settings: SshSettings,
+    /// The port each host's sshd listens on now, where it is not the fresh port: from the
+    /// state, then as this run moves them.
+    pub(crate) ports: Mutex<BTreeMap<String, u16>>,
     pub(crate) slots: Mutex<BTreeMap<String, Arc<Slot>>>,
     pub(crate) reports: Mutex<BTreeMap<String, HostReport>>,
 }
@@ -49,7 +52,26 @@ impl Inner {
         );
     }
 
-    /// Where `host` is, from what the host's provider observed.
+    /// The port `host`'s sshd listens on now.
+    pub(crate) fn port(&self, host: &str) -> u16 {
+        self.ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+            .copied()
+            .unwrap_or(FRESH_HOST_SSH_PORT)
+    }
+
+    /// Records that `host`'s sshd now listens on `port` (a confirmed change).
+    pub(crate) fn moved(&self, host: &str, port: u16) {
+        self.ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_owned(), port);
+    }
+
+    /// Where `host` is, from what the host's provider observed, on the port its sshd listens on
+    /// now.
     pub(crate) fn endpoint(
         &self,
         host: &str,
@@ -79,7 +101,7 @@ impl Inner {
         Ok(HostEndpoint {
             host: host.to_owned(),
             address: address.to_owned(),
-            port: self.settings.port,
+            port: self.port(host),
             user: self.settings.admin_user.clone(),
         })
     }
@@ -96,12 +118,27 @@ impl Inner {
             return Ok(Arc::clone(open));
         }
         let endpoint = self.endpoint(host, world)?;
-        let opened = Arc::new(
-            self.connector
-                .open(&endpoint)
-                .await
-                .map_err(|e| ProviderError::Transient(e.to_string()))?,
-        );
+        let opened = match self.connector.open(&endpoint).await {
+            Ok(opened) => opened,
+            // A run stopped between moving sshd to the stack's port and saving the state leaves
+            // the host on the stack's port: try it before giving up.
+            Err(first) if endpoint.port != self.settings.port => {
+                let moved = HostEndpoint {
+                    port: self.settings.port,
+                    ..endpoint
+                };
+                let opened = self.connector.open(&moved).await.map_err(|second| {
+                    ProviderError::Transient(format!(
+                        "{first}; nor on the stack's SSH port {}: {}",
+                        moved.port, second.message
+                    ))
+                })?;
+                self.moved(host, moved.port);
+                opened
+            }
+            Err(e) => return Err(ProviderError::Transient(e.to_string())),
+        };
+        let opened = Arc::new(opened);
         *remote = Some(Arc::clone(&opened));
         Ok(opened)
     }

@@ -42,12 +42,33 @@ pub const DEFAULT_CONCURRENCY: usize = 32;
 /// Default time after which a host reverts an sshd or firewall change nobody confirmed.
 pub const DEFAULT_REVERT_AFTER: Duration = Duration::from_mins(2);
 
+/// What the state remembers of how to reach each host, by host name.
+#[derive(Debug, Clone, Default)]
+pub struct KnownHosts {
+    /// Host keys pinned when the hosts were created (`ssh-ed25519 AAAA...`).
+    pub host_keys: BTreeMap<String, String>,
+    /// The port each host's sshd was last configured with; a host not listed listens on
+    /// [`hermes_core::resource::FRESH_HOST_SSH_PORT`].
+    pub ssh_ports: BTreeMap<String, u16>,
+}
+
+impl KnownHosts {
+    /// What `state` remembers.
+    pub fn from_state(state: &hermes_core::seams::State) -> Self {
+        Self {
+            host_keys: state.host_keys.clone(),
+            ssh_ports: state.ssh_ports.clone(),
+        }
+    }
+}
+
 /// How the provider reaches hosts and what it adds to the stack's settings.
 #[derive(Debug, Clone)]
 pub struct SshSettings {
     /// The admin user on every host.
     pub admin_user: String,
-    /// The SSH port.
+    /// The stack's SSH port: where `host-hardening` moves sshd. Until it has, a host is reached
+    /// on the port the state remembers for it (see [`KnownHosts`]).
     pub port: u16,
     /// Public keys allowed to log in besides the stack's (hermes-infra's own key on local
     /// stacks), so that hardening never removes the key the tool logs in with.
@@ -98,16 +119,18 @@ fn phase_of(kind: Kind) -> Option<Phase> {
 }
 
 impl SshHostProvider {
-    /// A provider connecting with `ssh`, checking host keys against `pinned` (by host name, from
-    /// the state). Keys of hosts created in this run are pinned from what their provider read.
-    pub fn new(ssh: SshConfig, pinned: BTreeMap<String, String>, settings: SshSettings) -> Self {
-        let host_keys = Arc::new(PinnedHostKeys::new(pinned));
+    /// A provider connecting with `ssh`, checking host keys against those `known` from the state
+    /// and connecting to the ports it remembers. Keys of hosts created in this run are pinned
+    /// from what their provider read.
+    pub fn new(ssh: SshConfig, known: KnownHosts, settings: SshSettings) -> Self {
+        let host_keys = Arc::new(PinnedHostKeys::new(known.host_keys));
         let connector = SshConnector::new(ssh, Arc::clone(&host_keys) as Arc<dyn HostKeys>);
         Self {
             inner: Arc::new(Inner {
                 connector,
                 host_keys,
                 settings,
+                ports: Mutex::new(known.ssh_ports),
                 slots: Mutex::default(),
                 reports: Mutex::default(),
             }),

@@ -52,6 +52,7 @@ fn sample_state() -> State {
             "web-1".to_owned(),
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample".to_owned(),
         )]),
+        ssh_ports: BTreeMap::from([("web-1".to_owned(), 2222)]),
         image_history: BTreeMap::from([(
             "support".to_owned(),
             vec!["sha256:111".to_owned(), "sha256:222".to_owned()],
@@ -209,7 +210,13 @@ async fn save_is_pretty_json_with_only_state_fields_and_leaves_no_temporary_file
         .collect();
     assert_eq!(
         keys,
-        BTreeSet::from(["serial", "last_plan_hash", "host_keys", "image_history"])
+        BTreeSet::from([
+            "serial",
+            "last_plan_hash",
+            "host_keys",
+            "ssh_ports",
+            "image_history"
+        ])
     );
     // State denies unknown fields, so this also proves nothing else was written.
     let _: State = serde_json::from_value(value).unwrap();

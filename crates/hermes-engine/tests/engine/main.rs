@@ -8,4 +8,5 @@ mod observe;
 mod ordering;
 mod refusals;
 mod secrets;
+mod ssh_ports;
 mod support;

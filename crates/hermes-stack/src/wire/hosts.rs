@@ -114,7 +114,9 @@ pub struct Ssh {
     /// Admin user created on every host (key login and sudo; root login is always off).
     #[serde(default = "default_admin")]
     pub admin_user: UnixUser,
-    /// SSH port.
+    /// SSH port. New hosts start with sshd on 22; host hardening moves it here (a fresh login
+    /// on the new port is tested before the change is kept) and the state remembers where each
+    /// host listens.
     #[serde(default = "default_ssh_port")]
     pub port: u16,
     /// Public keys allowed to log in as the admin user. Empty on a local stack: `hermes-infra`
