@@ -26,14 +26,9 @@ host-kind = "container"
 count = 1
 "#;
 
-/// `audit --output json` of the container host `t-1`: the profile figure only.
+/// `audit --output json` of the container host `t-1`.
 fn audit(stack: &Stack) -> Value {
-    let report = hardening::audit(stack, "t-1", "shared", AUDIT_TIMEOUT);
-    assert!(
-        report["hosts"]["t-1"]["lynis"]["raw_index"].is_null(),
-        "containers get the profile figure only"
-    );
-    report
+    hardening::audit(stack, "t-1", "shared", AUDIT_TIMEOUT)
 }
 
 #[test]

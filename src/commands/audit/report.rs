@@ -14,12 +14,11 @@ const LOSSES_SHOWN: usize = 5;
 /// Lynis' figures for one host.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Lynis {
-    /// The profile of the comparable figure (`hermes-compare`).
+    /// The profile of the run: `hermes-compare` on hosts that share this machine's kernel,
+    /// `default` on hosts that own theirs.
     pub(crate) profile: &'static str,
     #[serde(flatten)]
     pub(crate) run: LynisRun,
-    /// The index with Lynis' default profile alone: measured on hosts that own their kernel.
-    pub(crate) raw_index: Option<u32>,
 }
 
 /// One host's audit.
@@ -137,14 +136,10 @@ fn none() -> String {
 
 fn lynis_line(lynis: &Lynis) -> String {
     let run = &lynis.run;
-    let mut line = format!(
+    format!(
         "index {} with profile {} ({} tests, {} warnings, {} suggestions)",
         run.index, lynis.profile, run.tests, run.warnings, run.suggestions
-    );
-    if let Some(raw) = lynis.raw_index {
-        let _ = write!(line, "; {raw} with Lynis' default profile");
-    }
-    line
+    )
 }
 
 fn fail2ban_line(f: &Fail2ban) -> String {
@@ -183,7 +178,6 @@ mod tests {
                     ("SSH-7408".into(), [20, 20]),
                 ]),
             },
-            raw_index: None,
         });
         host.ssh_audit = Some(SshAudit {
             exit: 2,
@@ -232,7 +226,6 @@ mod tests {
             json["lynis"]["points"]["AUTH-9262"],
             serde_json::json!([0, 3])
         );
-        assert!(json["lynis"]["raw_index"].is_null());
         assert!(json.get("errors").is_none());
         let empty = serde_json::to_value(HostAudit::new("shared")).unwrap();
         assert!(empty["ssh_audit"].is_null());

@@ -6,8 +6,25 @@
 pub(crate) const PROFILE: &str = include_str!("../../../templates/host/lynis/hermes-compare.prf");
 /// Where the profile is written on the host.
 pub(crate) const PROFILE_PATH: &str = "/etc/lynis/hermes-compare.prf";
-/// The profile's name in reports.
-pub(crate) const PROFILE_NAME: &str = "hermes-compare";
+
+/// The Lynis profile of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LynisProfile {
+    /// [`PROFILE`]: for hosts on a shared kernel, the baseline and the hardened host alike.
+    Compare,
+    /// Lynis' default profile alone: for hosts that own their kernel.
+    Default,
+}
+
+impl LynisProfile {
+    /// The profile's name in reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Compare => "hermes-compare",
+            Self::Default => "default",
+        }
+    }
+}
 
 /// Shared start of every script: a known `PATH` and locale, no prompts, and a private work
 /// folder removed on exit.
@@ -66,7 +83,7 @@ fi
 /// log's test and hardening-point lines after `@@log`.
 const LYNIS_RUN: &str = r#"
 cd "$work" || exit 1
-# About 2 minutes on a container host; much longer on a VM under software emulation.
+# About 2 minutes on a container host; 15 minutes or more on a VM under software emulation.
 # shellcheck disable=SC2086
 timeout 1500 lynis audit system --quick --no-colors --report-file "$work/report.dat" \
   --logfile "$work/lynis.log" $profile_args >"$work/screen" 2>&1 \
@@ -92,13 +109,12 @@ pub(crate) fn security_updates() -> String {
     format!("{PRELUDE}{SECURITY_UPDATES}")
 }
 
-/// The Lynis script: installs Lynis if needed, writes the profile to [`PROFILE_PATH`], and runs
-/// Lynis with it (`with_profile`) or with Lynis' default profile alone (the raw figure).
-pub(crate) fn lynis(with_profile: bool) -> String {
-    let profile_args = if with_profile {
-        format!("--profile {PROFILE_PATH}")
-    } else {
-        String::new()
+/// The Lynis script: installs Lynis if needed, writes [`PROFILE`] to [`PROFILE_PATH`] (so an
+/// operator can rerun it by hand), and runs Lynis with `profile`.
+pub(crate) fn lynis(profile: LynisProfile) -> String {
+    let profile_args = match profile {
+        LynisProfile::Compare => format!("--profile {PROFILE_PATH}"),
+        LynisProfile::Default => String::new(),
     };
     format!(
         "{PRELUDE}{LYNIS_INSTALL}mkdir -p /etc/lynis\n\
@@ -175,11 +191,11 @@ mod tests {
 
     #[test]
     fn the_lynis_script_writes_the_profile_and_runs_with_it_or_without_it() {
-        let with = lynis(true);
+        let with = lynis(LynisProfile::Compare);
         assert!(with.contains(&format!("cat >{PROFILE_PATH} <<'HERMES_INFRA_PROFILE'\n")));
         assert!(with.contains("\nskip-test=FILE-6310\n"));
         assert!(with.contains(&format!("profile_args='--profile {PROFILE_PATH}'")));
-        assert!(lynis(false).contains("profile_args=''"));
+        assert!(lynis(LynisProfile::Default).contains("profile_args=''"));
         assert!(!PROFILE.contains("HERMES_INFRA_PROFILE"));
         assert!(PROFILE.ends_with('\n'));
     }
