@@ -102,9 +102,14 @@ impl Stack {
 
     /// `apply --yes` with `args`, as JSON.
     pub(crate) fn apply(&self, args: &[&str]) -> Ran {
+        self.apply_within(args, APPLY_TIMEOUT)
+    }
+
+    /// `apply --yes` with `args`, as JSON, bounded by `timeout` (a VM under emulation is slow).
+    pub(crate) fn apply_within(&self, args: &[&str], timeout: Duration) -> Ran {
         let mut all = vec!["--yes", "--output", "json"];
         all.extend_from_slice(args);
-        self.run("apply", &all, APPLY_TIMEOUT)
+        self.run("apply", &all, timeout)
     }
 
     /// `script` run by `sh -c` on `host` as the admin user, over the pinned key.

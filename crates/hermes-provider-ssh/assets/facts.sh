@@ -1,33 +1,83 @@
 # hermes-infra facts: one round trip, one JSON line on stdout. Runs as root; reads only.
 # $1: the SSH client line of the admin connection ("ADDRESS PORT LOCALPORT"), read before sudo.
+# Every no-op apply runs this on every host: it starts as few processes as it can (systemctl,
+# nft, sha256sum, awk; the rest is the shell's own).
 set -u
 client=${1:-}
 state=/etc/hermes-infra/manifest.d
-virt=$(systemd-detect-virt --container 2>/dev/null || true)
+# systemd writes /run/systemd/container when it boots in one: read it without a process; only a
+# host without it asks systemd-detect-virt.
+virt=
+if [ -r /run/systemd/container ]; then
+    read -r virt </run/systemd/container || true
+else
+    virt=$(systemd-detect-virt --container 2>/dev/null || true)
+fi
 [ -n "$virt" ] || virt=none
 # One systemctl call for every unit (a line each, in order).
-states=$(systemctl is-active ssh fail2ban nftables docker 2>/dev/null | tr '\n' ' ')
-set -- $states
+states=$(systemctl is-active ssh fail2ban nftables docker 2>/dev/null)
 firewall=missing
 if command -v nft >/dev/null 2>&1 && nft list table inet hermes-infra >/dev/null 2>&1; then
     firewall=loaded
 fi
-printf '{"v":1,"container":"%s","admin_source":"%s","firewall":"%s"' "$virt" "${client%% *}" "$firewall"
-printf ',"services":{"ssh":"%s","fail2ban":"%s","nftables":"%s","docker":"%s"}' \
-    "${1:-unknown}" "${2:-unknown}" "${3:-unknown}" "${4:-unknown}"
-printf ',"phases":{'
-sep=""
+# The managed files of every phase, read with the shell's `read` (hermes-infra's own paths, one
+# per line, without spaces), digested by one sha256sum; a missing file is left out (it reads as
+# missing).
+set --
 for phase in host-hardening docker-engine; do
-    [ -f "$state/$phase.json" ] || continue
-    printf '%s"%s":{"manifest":"%s","files":{' "$sep" "$phase" "$(base64 -w0 <"$state/$phase.json")"
-    # One sha256sum for every file (paths are hermes-infra's own, without spaces); a missing
-    # file is left out, which reads as missing.
-    if [ -s "$state/$phase.files" ]; then
-        # shellcheck disable=SC2046
-        sha256sum $(cat "$state/$phase.files") 2>/dev/null |
-            awk 'NF == 2 { printf "%s\"%s\":\"sha256:%s\"", sep, $2, $1; sep = "," }'
-    fi
-    printf '}}'
-    sep=","
+    [ -f "$state/$phase.files" ] || continue
+    while read -r path; do
+        [ -n "$path" ] && set -- "$@" "$path"
+    done <"$state/$phase.files"
 done
-printf '}}\n'
+digests=
+if [ "$#" -gt 0 ]; then
+    digests=$(sha256sum "$@" 2>/dev/null)
+fi
+# One awk writes the JSON: each phase's manifest as a string (it is parsed by hermes-infra, so a
+# hand-broken manifest reads as unreadable, not as broken facts) and its files' digests.
+printf '%s\n' "$digests" | awk -v state="$state" -v virt="$virt" -v client="${client%% *}" \
+    -v firewall="$firewall" -v states="$states" '
+    function esc(s) {
+        gsub(/\\/, "&&", s)
+        gsub(/"/, "\\\"", s)
+        gsub(control, " ", s)
+        return s
+    }
+    BEGIN { control = sprintf("[%c-%c]", 1, 31) }
+    NF == 2 { digest[$2] = $1 }
+    END {
+        split(states, s, "\n")
+        printf "{\"v\":2,\"container\":\"%s\",\"admin_source\":\"%s\",\"firewall\":\"%s\"", esc(virt), esc(client), firewall
+        printf ",\"services\":{\"ssh\":\"%s\",\"fail2ban\":\"%s\",\"nftables\":\"%s\",\"docker\":\"%s\"}", \
+            esc(s[1] == "" ? "unknown" : s[1]), esc(s[2] == "" ? "unknown" : s[2]), \
+            esc(s[3] == "" ? "unknown" : s[3]), esc(s[4] == "" ? "unknown" : s[4])
+        printf ",\"phases\":{"
+        n = split("host-hardening docker-engine", phases, " ")
+        sep = ""
+        for (i = 1; i <= n; i++) {
+            manifest = state "/" phases[i] ".json"
+            # getline: -1 when the file does not exist (the phase never ran), 0 at its end.
+            read = (getline line < manifest)
+            if (read < 0) continue
+            text = ""
+            for (first = 1; read > 0; first = 0) {
+                text = text (first ? "" : " ") line
+                read = (getline line < manifest)
+            }
+            close(manifest)
+            printf "%s\"%s\":{\"manifest\":\"%s\",\"files\":{", sep, phases[i], esc(text)
+            sep = ","
+            fsep = ""
+            list = state "/" phases[i] ".files"
+            while ((getline path < list) > 0) {
+                if (path in digest) {
+                    printf "%s\"%s\":\"sha256:%s\"", fsep, esc(path), digest[path]
+                    fsep = ","
+                }
+            }
+            close(list)
+            printf "}}"
+        }
+        printf "}}\n"
+    }'

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use base64::Engine as _;
 use serde::Deserialize;
 
 use hermes_core::{Address, Kind, ObservedResource};
@@ -31,7 +30,7 @@ pub(crate) struct Facts {
 /// One phase's manifest and the current digests of its files.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub(crate) struct PhaseFacts {
-    /// The manifest, base64.
+    /// The manifest's text (lines joined by spaces; control characters as spaces).
     manifest: String,
     /// `sha256:<hex>` or `missing`, by path.
     files: BTreeMap<String, String>,
@@ -48,7 +47,7 @@ impl Facts {
             .unwrap_or("");
         let facts: Facts = serde_json::from_str(line)
             .map_err(|e| format!("the facts script's output is not the expected JSON ({e})"))?;
-        if facts.v != 1 {
+        if facts.v != 2 {
             return Err(format!("facts format {} is not supported", facts.v));
         }
         Ok(facts)
@@ -74,10 +73,7 @@ impl Facts {
             Phase::DockerEngine => Kind::DockerEngine,
         };
         let mut observed = ObservedResource::new(Address::new(kind, host), host.to_owned());
-        let manifest = base64::engine::general_purpose::STANDARD
-            .decode(found.manifest.as_bytes())
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok());
+        let manifest = serde_json::from_str::<Manifest>(&found.manifest).ok();
         let Some(manifest) = manifest else {
             observed.drift.insert(
                 format!("/etc/hermes-infra/manifest.d/{phase}.json"),
@@ -145,13 +141,12 @@ mod tests {
     use serde_json::json;
 
     fn facts_with(manifest: &Manifest, files: &[(&str, &str)]) -> Facts {
-        let encoded = base64::engine::general_purpose::STANDARD
-            .encode(serde_json::to_vec(manifest).expect("json"));
+        let text = serde_json::to_string(manifest).expect("json");
         let files: BTreeMap<&str, &str> = files.iter().copied().collect();
         let line = json!({
-            "v": 1, "container": "docker", "admin_source": "172.18.0.1", "firewall": "loaded",
+            "v": 2, "container": "docker", "admin_source": "172.18.0.1", "firewall": "loaded",
             "services": {"ssh": "active", "fail2ban": "active", "nftables": "active", "docker": "inactive"},
-            "phases": {"host-hardening": {"manifest": encoded, "files": files}},
+            "phases": {"host-hardening": {"manifest": text, "files": files}},
         });
         Facts::parse(format!("noise\n{line}\n").as_bytes()).expect("facts parse")
     }
@@ -203,6 +198,75 @@ mod tests {
             drift.get("/etc/a").map(String::as_str),
             Some("missing on the host")
         );
+    }
+
+    /// Runs the real facts script with `sh`, reading manifests from `state` instead of
+    /// `/etc/hermes-infra/manifest.d`.
+    fn run_script(state: &std::path::Path) -> Facts {
+        let script = crate::scripts::FACTS.replace(
+            "state=/etc/hermes-infra/manifest.d",
+            &format!("state={}", state.display()),
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "facts", "192.0.2.7 50000 22"])
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{out:?}");
+        Facts::parse(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    }
+
+    #[test]
+    fn the_script_reports_manifests_digests_and_missing_files_as_json() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path();
+        let kept = state.join("kept");
+        std::fs::write(&kept, "y").expect("write");
+        let gone = state.join("gone");
+        let mut m = manifest();
+        m.spec.insert("note".into(), json!("a \"quoted\" \\ value"));
+        std::fs::write(
+            state.join("host-hardening.json"),
+            serde_json::to_string_pretty(&m).expect("json"),
+        )
+        .expect("write");
+        std::fs::write(
+            state.join("host-hardening.files"),
+            format!("{}\n{}\n", kept.display(), gone.display()),
+        )
+        .expect("write");
+        // A hand-broken manifest of the other phase.
+        std::fs::write(state.join("docker-engine.json"), "{\"v\": 1, \t\u{1}broken")
+            .expect("write");
+
+        let facts = run_script(state);
+        assert_eq!(facts.admin_source, "192.0.2.7");
+        let observed = facts
+            .observed("h", Phase::HostHardening)
+            .expect("the phase ran");
+        assert_eq!(observed.attrs["note"], json!("a \"quoted\" \\ value"));
+        let digests = &facts.phases["host-hardening"].files;
+        assert_eq!(
+            digests
+                .get(kept.to_str().expect("utf-8"))
+                .map(String::as_str),
+            Some("sha256:a1fce4363854ff888cff4b8e7875d600c2682390412a8cf79b37d0b11148b0fa")
+        );
+        assert!(!digests.contains_key(gone.to_str().expect("utf-8")));
+        let broken = facts
+            .observed("h", Phase::DockerEngine)
+            .expect("a manifest exists");
+        assert_eq!(
+            broken.drift.values().next().map(String::as_str),
+            Some("unreadable")
+        );
+    }
+
+    #[test]
+    fn the_script_reports_no_phase_on_a_host_never_hardened() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let facts = run_script(&dir.path().join("absent"));
+        assert!(facts.phases.is_empty());
+        assert_eq!(facts.services.len(), 4);
     }
 
     #[test]
