@@ -9,7 +9,9 @@
 //!    0 ms and with 50 ms added round trip on the stack's Docker network ([`Latency`] on the
 //!    network the local provider made, found with [`TestNetwork::existing`]), 5 runs each:
 //!    median and max wall time, and the SSH connections and exec round trips per host read from
-//!    the JSON output. Target: 30 hosts at 50 ms under 1.5 s.
+//!    the JSON output; the CPU a run costs the hosts (their cgroups) and `hermes-infra`, and
+//!    the least wall time that CPU allows on this machine's cores. Target: 30 hosts at 50 ms
+//!    under 1.5 s.
 //!
 //! The 10-host stack of (1) is reused for the 10-host no-ops and then grown to 30 hosts, 10 at a
 //! time (created, then hardened; timed and printed as extra lines). Creating many hosts at once
@@ -280,12 +282,62 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// CPU time used so far by the stack's host containers (their cgroups' `usage_usec`, summed):
+/// `None` when a cgroup cannot be read (another cgroup layout).
+fn hosts_cpu(stack: &Stack) -> Option<Duration> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=hermes-infra/stack={}", stack.dir.stack_name()),
+        ])
+        .output()
+        .ok()?;
+    let mut total = 0_u64;
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let stat = [
+            format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat"),
+            format!("/sys/fs/cgroup/docker/{id}/cpu.stat"),
+            format!("/sys/fs/cgroup/unified/docker/{id}/cpu.stat"),
+        ]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())?;
+        total += stat
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+    }
+    Some(Duration::from_micros(total))
+}
+
+/// CPU time (user and system) of this process's finished children: the `hermes-infra` runs.
+fn children_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis: cutime and cstime are the 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(13).copied().unwrap_or(0) + fields.get(14).copied().unwrap_or(0);
+    // The kernel reports in USER_HZ, 100 per second on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
 /// One no-op case: 5 runs, their times and the round trips per host.
 struct NoOp {
     hosts: u32,
     delay: Duration,
     load: String,
     times: Vec<Duration>,
+    /// CPU the hosts used per run, all hosts together (`None`: cgroups unreadable).
+    hosts_cpu: Option<Duration>,
+    /// CPU `hermes-infra` used per run.
+    tool_cpu: Duration,
     /// (connections, exec round trips) -> how many host-runs had it.
     trips: BTreeMap<(u64, u64), usize>,
 }
@@ -319,8 +371,12 @@ fn no_op(stack: &Stack, hosts: u32, delay: Duration) -> NoOp {
         delay,
         load: load(),
         times: Vec::new(),
+        hosts_cpu: None,
+        tool_cpu: Duration::ZERO,
         trips: BTreeMap::new(),
     };
+    let hosts_before = hosts_cpu(stack);
+    let tool_before = children_cpu();
     for _ in 0..RUNS {
         let (elapsed, report) = stack.apply(&[], SHORT_TIMEOUT);
         assert!(done(&report).is_empty(), "not a no-op: {report}");
@@ -345,14 +401,30 @@ fn no_op(stack: &Stack, hosts: u32, delay: Duration) -> NoOp {
         }
         case.times.push(elapsed);
     }
+    let runs = u32::try_from(RUNS).unwrap();
+    case.tool_cpu = children_cpu().saturating_sub(tool_before) / runs;
+    case.hosts_cpu = hosts_before
+        .zip(hosts_cpu(stack))
+        .map(|(before, after)| after.saturating_sub(before) / runs);
     println!(
-        "  no-op of {hosts} hosts at +{} ms: median {:.2} s, max {:.2} s (load {})",
+        "  no-op of {hosts} hosts at +{} ms: median {:.2} s, max {:.2} s (load {}); CPU per run: \
+         hosts {}, hermes-infra {:.0} ms",
         delay.as_millis(),
         case.median().as_secs_f64(),
         case.max().as_secs_f64(),
-        case.load
+        case.load,
+        case.hosts_cpu
+            .map_or_else(|| "unreadable".to_owned(), |c| format!("{:.0} ms", ms(c))),
+        ms(case.tool_cpu)
     );
     case
+}
+
+/// The least wall time the CPU work of one run allows on this machine's cores: hosts and tool
+/// share them here, where each real host would have CPUs of its own.
+fn cpu_floor(case: &NoOp) -> Option<Duration> {
+    let cores = std::thread::available_parallelism().ok()?;
+    Some((case.hosts_cpu? + case.tool_cpu) / u32::try_from(cores.get()).ok()?)
 }
 
 /// Adds [`DELAY`] to `stack`'s network, checks it with TCP connects to node-1:22, and prints
@@ -462,21 +534,45 @@ fn main() {
         "hardening: no-op apply (`apply --yes --output json`, nothing to do), {RUNS} runs each"
     );
     println!(
-        "{:>6} {:>10} {:>11} {:>8} {:>6} {:>12} {:>11}",
-        "hosts", "added RTT", "median (s)", "max (s)", "load", "conns/host", "execs/host"
+        "{:>6} {:>10} {:>11} {:>8} {:>6} {:>12} {:>11} {:>14} {:>13} {:>14}",
+        "hosts",
+        "added RTT",
+        "median (s)",
+        "max (s)",
+        "load",
+        "conns/host",
+        "execs/host",
+        "host CPU/host",
+        "tool CPU",
+        "CPU floor (s)"
     );
     for case in &no_ops {
+        let per_host = case.hosts_cpu.map_or_else(
+            || "?".to_owned(),
+            |c| format!("{:.0} ms", ms(c) / f64::from(case.hosts)),
+        );
+        let floor =
+            cpu_floor(case).map_or_else(|| "?".to_owned(), |f| format!("{:.2}", f.as_secs_f64()));
         println!(
-            "{:>6} {:>7} ms {:>11.2} {:>8.2} {:>6} {:>12} {:>11}",
+            "{:>6} {:>7} ms {:>11.2} {:>8.2} {:>6} {:>12} {:>11} {:>14} {:>10.0} ms {:>14}",
             case.hosts,
             case.delay.as_millis(),
             case.median().as_secs_f64(),
             case.max().as_secs_f64(),
             case.load,
             case.range(|p| p.0),
-            case.range(|p| p.1)
+            case.range(|p| p.1),
+            per_host,
+            ms(case.tool_cpu),
+            floor
         );
     }
+    println!(
+        "  (host CPU: the hosts' cgroups, sshd, PAM, logind, sudo and the facts script together; \
+         CPU floor: all CPU of a run over this machine's {} cores, the least wall time it allows \
+         when the hosts share them)",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
     let target = no_ops
         .iter()
         .find(|c| c.hosts == 30 && c.delay == DELAY)

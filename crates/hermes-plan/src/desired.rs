@@ -22,7 +22,7 @@ fn vm_forward_ports(file: &StackFile) -> String {
         .iter()
         .map(u16::to_string)
         .collect::<Vec<_>>()
-        .join(",")
+        .join(" ")
 }
 
 /// The resources `stack` wants.

@@ -99,7 +99,7 @@ kind = "vm"
             .find(|r| r.address.to_string() == format!("host.{name}"))
             .unwrap_or_else(|| panic!("no host {name}: {:?}", desired.resources))
     };
-    assert_eq!(host("v").attrs["forward-ports"], "22,2222");
+    assert_eq!(host("v").attrs["forward-ports"], "22 2222");
     assert!(
         host("v").replace_on_change.contains("forward-ports"),
         "a VM's forwards are set at its creation"

@@ -35,7 +35,7 @@ pub use docker::Docker;
 pub const SIZE_LABEL: &str = "hermes-infra/size";
 /// Label key: a local host's kind (container or vm).
 pub const KIND_LABEL: &str = "hermes-infra/kind";
-/// Label key: the ports a local VM host forwards to its guest (`22,2222`).
+/// Label key: the ports a local VM host forwards to its guest (`22 2222`).
 pub const FORWARD_LABEL: &str = "hermes-infra/forward-ports";
 
 /// What [`LocalProvider::prepare_launch`] gives every new host.

@@ -193,24 +193,27 @@ pub struct VmContainer<'a> {
     pub cpus: u32,
     /// `kvm` or `tcg`.
     pub accel: &'a str,
-    /// TCP ports forwarded to the same port of the guest (`22,2222`).
+    /// TCP ports forwarded to the same port of the guest (`22 2222`).
     pub forward: &'a str,
 }
 
-/// `forward` checked: comma-separated TCP ports, 22 among them (sshd starts there).
+/// `forward` checked: space-separated TCP ports (a label value holds no commas), 22 among them
+/// (sshd starts there).
 fn forward_ports(name: &str, forward: &str) -> Result<Vec<u16>, ProviderError> {
     let ports: Vec<u16> = forward
-        .split(',')
-        .map(|p| p.trim().parse::<u16>().ok().filter(|p| *p > 0))
+        .split_whitespace()
+        .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0))
         .collect::<Option<_>>()
         .ok_or_else(|| {
             ProviderError::Other(format!(
-                "VM host `{name}`: forwarded ports `{forward}` are not a comma-separated list of                  TCP ports"
+                "VM host `{name}`: forwarded ports `{forward}` are not a space-separated list of \
+                 TCP ports"
             ))
         })?;
-    if !ports.contains(&FRESH_HOST_SSH_PORT) {
+    if ports.is_empty() || !ports.contains(&FRESH_HOST_SSH_PORT) {
         return Err(ProviderError::Other(format!(
-            "VM host `{name}`: forwarded ports `{forward}` leave out {FRESH_HOST_SSH_PORT}, where              a new host's sshd listens"
+            "VM host `{name}`: forwarded ports `{forward}` leave out {FRESH_HOST_SSH_PORT}, where \
+             a new host's sshd listens"
         )));
     }
     Ok(ports)
@@ -429,8 +432,8 @@ mod tests {
 
     #[test]
     fn forwarded_ports_are_checked() {
-        assert_eq!(forward_ports("v", "22, 2222").unwrap(), [22, 2222]);
-        for bad in ["", "22,x", "22,0", "22,70000", "2222"] {
+        assert_eq!(forward_ports("v", "22  2222").unwrap(), [22, 2222]);
+        for bad in ["", "22,2222", "22 x", "22 0", "22 70000", "2222"] {
             assert!(forward_ports("v", bad).is_err(), "{bad}");
         }
     }
@@ -448,7 +451,7 @@ mod tests {
             memory_mib: 2048,
             cpus: 1,
             accel: "tcg",
-            forward: "22,2222",
+            forward: "22 2222",
         })
         .unwrap();
         assert!(args.contains(&"HERMES_INFRA_VM_FORWARD=22 2222".to_owned()));
