@@ -94,14 +94,16 @@ fn hosts_are_hardened_once_then_a_no_op_costs_one_round_trip_and_drift_is_repair
         .on(
             "t-1",
             "systemctl is-active ssh fail2ban docker; sudo fail2ban-client status; \
-             sudo nft list table inet hermes-infra >/dev/null && echo firewall-loaded",
+             sudo nft list table inet hermes-infra >/dev/null && echo firewall-loaded; \
+             loginctl show-user hermes-admin --property=Linger",
         )
         .ok()
         .stdout;
     assert!(
         services.starts_with("active\nactive\nactive\n")
             && services.contains("recidive, sshd")
-            && services.contains("firewall-loaded"),
+            && services.contains("firewall-loaded")
+            && services.contains("Linger=yes"),
         "{services}"
     );
 
