@@ -2,7 +2,7 @@
 //! binary: a new host listens on 22 until `host-hardening` moves it; every later command (plan,
 //! `ssh`, the next move) finds it on the port the state remembers; a state that lost the port
 //! still finds the host on the stack's port (a state that lost it and a stack that moved on since
-//! cannot: nothing remembers the port then).
+//! cannot: nothing remembers the port then); a replaced host starts on 22 again.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,9 +17,13 @@ use std::time::Duration;
 use hardening::{SHORT_TIMEOUT, Stack};
 
 fn stack_on_port(port: u16) -> String {
+    sized_stack_on_port("small", port)
+}
+
+fn sized_stack_on_port(size: &str, port: u16) -> String {
     format!(
         "environments = [\"dev\"]\n[provider.local]\nhost-kind = \"container\"\n\
-         [ssh]\nport = {port}\n[hosts.t]\ncount = 1\n"
+         [ssh]\nport = {port}\n[hosts.t]\ncount = 1\nsize = \"{size}\"\n"
     )
 }
 
@@ -85,8 +89,18 @@ fn sshd_moves_to_the_stack_port_and_every_later_run_finds_it_there() {
     plan_is_empty(&stack);
     std::fs::write(stack.state_path(), saved).unwrap();
 
+    // A replaced host starts on 22 again, whatever the state remembered of its predecessor,
+    // and is moved like a new one.
+    stack.write(&sized_stack_on_port("medium", 2200));
+    stack.apply(&["--allow-destroy"]).ok();
+    assert_eq!(sshd_ports(&stack), "2200");
+    assert_eq!(stack.state()["ssh_ports"]["t-1"], 2200);
+    plan_is_empty(&stack);
+    let address = stack.address("t-1");
+    assert!(reachable(&address, 2200));
+
     // Back to the default port.
-    stack.write(&stack_on_port(22));
+    stack.write(&sized_stack_on_port("medium", 22));
     stack.apply(&[]).ok();
     assert_eq!(sshd_ports(&stack), "22");
     assert_eq!(stack.state()["ssh_ports"]["t-1"], 22);

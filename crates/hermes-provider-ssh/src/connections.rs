@@ -1,7 +1,7 @@
 //! The run's connections: one SSH connection and the latest facts per host, opened on first
 //! use from the address the hosts' provider observed, with the host key pinned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hermes_core::resource::{FRESH_HOST_SSH_PORT, HOST_KEY_ATTR};
@@ -27,6 +27,9 @@ pub(crate) struct Inner {
     /// The port each host's sshd listens on now, where it is not the fresh port: from the
     /// state, then as this run moves them.
     pub(crate) ports: Mutex<BTreeMap<String, u16>>,
+    /// Hosts created (or replaced) in this run whose predecessor's connection, facts and port
+    /// were already forgotten.
+    pub(crate) fresh: Mutex<BTreeSet<String>>,
     pub(crate) slots: Mutex<BTreeMap<String, Arc<Slot>>>,
     pub(crate) reports: Mutex<BTreeMap<String, HostReport>>,
 }
@@ -106,12 +109,37 @@ impl Inner {
         })
     }
 
+    /// Forgets, once, what this run knew of `host` before its provider created (or replaced) it
+    /// in this run: the connection, facts and port were its predecessor's, and a new host's
+    /// sshd listens on the fresh port.
+    async fn forget_predecessor(&self, host: &str, world: &BTreeMap<Address, ObservedResource>) {
+        let created = world
+            .get(&Address::new(Kind::Host, host))
+            .is_some_and(|o| o.attrs.contains_key(HOST_KEY_ATTR));
+        let first = created
+            && self
+                .fresh
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(host.to_owned());
+        if first {
+            self.ports
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(host);
+            let slot = self.slot(host);
+            *slot.remote.lock().await = None;
+            *slot.facts.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
     /// The run's connection to `host`, opened on first use.
     pub(crate) async fn remote(
         &self,
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,
     ) -> Result<Arc<SshRemote>, ProviderError> {
+        self.forget_predecessor(host, world).await;
         let slot = self.slot(host);
         let mut remote = slot.remote.lock().await;
         if let Some(open) = remote.as_ref() {
@@ -193,6 +221,7 @@ impl Inner {
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,
     ) -> Result<Facts, ProviderError> {
+        self.forget_predecessor(host, world).await;
         let known = self
             .slot(host)
             .facts

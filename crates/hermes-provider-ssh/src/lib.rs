@@ -131,6 +131,7 @@ impl SshHostProvider {
                 host_keys,
                 settings,
                 ports: Mutex::new(known.ssh_ports),
+                fresh: Mutex::default(),
                 slots: Mutex::default(),
                 reports: Mutex::default(),
             }),
