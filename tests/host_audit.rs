@@ -5,15 +5,14 @@
 
 #![allow(
     clippy::unwrap_used,
-    clippy::print_stderr,
-    reason = "test code: a failed unwrap is a failed test, and the figures go to the test log"
+    reason = "test code: a failed unwrap is a failed test"
 )]
 
 mod hardening;
 
 use std::time::Duration;
 
-use hardening::{Stack, losses};
+use hardening::Stack;
 use serde_json::Value;
 
 /// Lynis takes about two minutes on a host, plus installing it the first time.
@@ -50,34 +49,8 @@ fn the_audit_shows_hardening_in_the_outside_auditors_figures() {
     let after = audit(&stack);
     let hardened = &after["hosts"]["t-1"];
 
-    let (b, h) = (&baseline["lynis"], &hardened["lynis"]);
-    eprintln!(
-        "Lynis (hermes-compare, container host): baseline {} ({} tests, {} warnings, {} \
-         suggestions), hardened {} ({} tests, {} warnings, {} suggestions)",
-        b["index"],
-        b["tests"],
-        b["warnings"],
-        b["suggestions"],
-        h["index"],
-        h["tests"],
-        h["warnings"],
-        h["suggestions"]
-    );
-    eprintln!("baseline largest losses: {}", losses(b, 15));
-    eprintln!("hardened largest losses: {}", losses(h, 15));
-    eprintln!(
-        "ssh-audit: baseline {}, hardened {}",
-        baseline["ssh_audit"], hardened["ssh_audit"]
-    );
-
-    assert!(
-        h["index"].as_u64().unwrap() > b["index"].as_u64().unwrap(),
-        "hardening raises the Lynis index: {b} -> {h}"
-    );
     // Issue 4's bar for container hosts with the documented profile (measured: 57 -> 88).
-    assert!(h["index"].as_u64().unwrap() >= 80, "{h}");
-    assert_eq!(hardened["ssh_audit"]["fail"], 0, "{after:#}");
-    assert_eq!(hardened["fail2ban"]["state"], "running", "{after:#}");
+    hardening::compare("hermes-compare, container host", baseline, hardened, 80);
     let jails = hardened["fail2ban"]["jails"].to_string();
     assert!(
         jails.contains("\"sshd\"") && jails.contains("\"recidive\""),

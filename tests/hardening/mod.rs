@@ -262,3 +262,42 @@ pub(crate) fn losses(lynis: &serde_json::Value, top: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Prints the outside auditors' figures of one host before and after hardening (`what` names the
+/// profile and host kind), then checks what every hardened host must show: a higher Lynis index,
+/// at least `bar`, no ssh-audit failure, fail2ban running.
+#[allow(clippy::print_stderr, reason = "the figures go to the test log")]
+pub(crate) fn compare(
+    what: &str,
+    baseline: &serde_json::Value,
+    hardened: &serde_json::Value,
+    bar: u64,
+) {
+    let (b, h) = (&baseline["lynis"], &hardened["lynis"]);
+    let figures = |l: &serde_json::Value| {
+        format!(
+            "{} ({} tests, {} warnings, {} suggestions)",
+            l["index"], l["tests"], l["warnings"], l["suggestions"]
+        )
+    };
+    eprintln!(
+        "Lynis ({what}): baseline {}, hardened {}",
+        figures(b),
+        figures(h)
+    );
+    eprintln!("baseline largest losses: {}", losses(b, 20));
+    eprintln!("hardened largest losses: {}", losses(h, 20));
+    eprintln!(
+        "ssh-audit: baseline {}, hardened {}",
+        baseline["ssh_audit"], hardened["ssh_audit"]
+    );
+
+    let index = |l: &serde_json::Value| l["index"].as_u64().expect("index");
+    assert!(
+        index(h) > index(b),
+        "hardening raises the Lynis index: {b} -> {h}"
+    );
+    assert!(index(h) >= bar, "{h}");
+    assert_eq!(hardened["ssh_audit"]["fail"], 0, "{hardened:#}");
+    assert_eq!(hardened["fail2ban"]["state"], "running", "{hardened:#}");
+}
