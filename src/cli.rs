@@ -155,12 +155,31 @@ pub(crate) enum Command {
         /// The host's name.
         host: String,
     },
+    /// Build or move the Hermes Agent image.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Print the JSON Schema of the stack file format.
     Schema,
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// What `image` does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageAction {
+    /// Build the stack's Hermes Agent image (Debian packages and PyPI) and the egress proxy
+    /// image on this machine's Docker engine; cached by recipe.
+    Build {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
     },
 }
 

@@ -41,6 +41,7 @@ fn version_and_help_show_only_working_verbs() {
             "audit",
             "ssh",
             "power",
+            "image",
             "schema",
             "completions",
             "help"

@@ -3,6 +3,7 @@
 mod apply;
 mod audit;
 mod hosts;
+mod image;
 mod init;
 mod plan;
 mod validate;
@@ -10,7 +11,7 @@ mod validate;
 use clap::CommandFactory;
 
 use crate::Outcome;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ImageAction};
 use crate::output::Printer;
 
 pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Outcome> {
@@ -54,6 +55,9 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             command,
         } => hosts::ssh(&stack, &host, accept_new_host_key, &command, printer).await,
         Command::Power { state, stack, host } => hosts::power(&stack, &host, state, printer).await,
+        Command::Image {
+            action: ImageAction::Build { stack, output },
+        } => image::build(&stack, output, printer).await,
         Command::Schema => {
             printer.json(&hermes_stack::json_schema())?;
             Ok(Outcome::Done)

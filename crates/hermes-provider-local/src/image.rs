@@ -1,5 +1,6 @@
 //! Local images built from Debian packages: the container host image (a Debian 12 system as close
-//! to a fresh cloud image as a container allows) and the apt cache image.
+//! to a fresh cloud image as a container allows), the apt cache image, and the images agents run
+//! from (Hermes Agent itself, and its egress proxy).
 //!
 //! No image can be pulled, so each image is a recipe: `mmdebstrap` makes a root filesystem tar
 //! from Debian packages, the recipe's files are copied in, and `docker import` loads it. The tag
@@ -8,9 +9,11 @@
 //! returns at once when the tag exists. `HOSTS.md` beside this crate's `Cargo.toml` describes the
 //! host image and how it differs from a real cloud host.
 
+mod agent;
 mod build;
 mod user_data;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -19,6 +22,7 @@ use hermes_core::seams::ProviderError;
 
 use crate::docker::Docker;
 
+pub use agent::{AGENT_INSTALL_PATH, AGENT_PACKAGES};
 pub use user_data::{USER_DATA_ENV, UserData};
 
 /// Image label: which recipe built the image (`host`, `apt-cache`).
@@ -31,14 +35,15 @@ pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 pub const BUILD_TIMEOUT: Duration = Duration::from_mins(15);
 
 /// A file the recipe copies into the image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddedFile {
     /// Absolute path inside the image.
     pub path: &'static str,
     /// Its mode (owner root).
     pub mode: u32,
-    /// Its content.
-    pub content: &'static str,
+    /// Its content: embedded in the binary, or rendered for this recipe (an install step that
+    /// names a version).
+    pub content: Cow<'static, str>,
 }
 
 /// How to build one image from Debian packages.
@@ -51,7 +56,7 @@ pub struct ImageRecipe {
     variant: &'static str,
     sources: &'static [&'static str],
     packages: &'static [&'static str],
-    files: &'static [EmbeddedFile],
+    files: Cow<'static, [EmbeddedFile]>,
     hooks: &'static [&'static str],
     changes: &'static [&'static str],
 }
@@ -113,22 +118,24 @@ const HOST_FILES: &[EmbeddedFile] = &[
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/container-init",
         mode: 0o755,
-        content: include_str!("../assets/host/container-init"),
+        content: Cow::Borrowed(include_str!("../assets/host/container-init")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/firstboot",
         mode: 0o755,
-        content: include_str!("../assets/host/firstboot"),
+        content: Cow::Borrowed(include_str!("../assets/host/firstboot")),
     },
     EmbeddedFile {
         path: "/etc/systemd/system/hermes-infra-firstboot.service",
         mode: 0o644,
-        content: include_str!("../assets/host/hermes-infra-firstboot.service"),
+        content: Cow::Borrowed(include_str!(
+            "../assets/host/hermes-infra-firstboot.service"
+        )),
     },
     EmbeddedFile {
         path: "/etc/apt/sources.list.d/debian.sources",
         mode: 0o644,
-        content: include_str!("../assets/host/debian.sources"),
+        content: Cow::Borrowed(include_str!("../assets/host/debian.sources")),
     },
 ];
 
@@ -154,7 +161,7 @@ const APT_CACHE_PACKAGES: &[&str] = &["apt-cacher-ng", "ca-certificates", "netba
 const APT_CACHE_FILES: &[EmbeddedFile] = &[EmbeddedFile {
     path: "/etc/apt-cacher-ng/acng.conf",
     mode: 0o644,
-    content: include_str!("../assets/apt-cache/acng.conf"),
+    content: Cow::Borrowed(include_str!("../assets/apt-cache/acng.conf")),
 }];
 
 const APT_CACHE_HOOKS: &[&str] = &[
@@ -180,7 +187,7 @@ impl ImageRecipe {
             variant: "minbase",
             sources: BOOKWORM_SOURCES,
             packages: HOST_PACKAGES,
-            files: HOST_FILES,
+            files: Cow::Borrowed(HOST_FILES),
             hooks: HOST_HOOKS,
             changes: HOST_CHANGES,
         }
@@ -197,7 +204,7 @@ impl ImageRecipe {
             variant: "minbase",
             sources: BOOKWORM_SOURCES,
             packages: APT_CACHE_PACKAGES,
-            files: APT_CACHE_FILES,
+            files: Cow::Borrowed(APT_CACHE_FILES),
             hooks: APT_CACHE_HOOKS,
             changes: APT_CACHE_CHANGES,
         }
@@ -221,7 +228,7 @@ impl ImageRecipe {
             variant: "minbase",
             sources: BOOKWORM_SOURCES,
             packages,
-            files,
+            files: Cow::Borrowed(files),
             hooks,
             changes,
         }
@@ -238,8 +245,15 @@ impl ImageRecipe {
     }
 
     /// The files copied in.
-    pub fn files(&self) -> &'static [EmbeddedFile] {
-        self.files
+    pub fn files(&self) -> &[EmbeddedFile] {
+        &self.files
+    }
+
+    /// The recipe with one more file copied in (part of the digest like every other file).
+    #[must_use]
+    pub fn with_file(mut self, file: EmbeddedFile) -> Self {
+        self.files.to_mut().push(file);
+        self
     }
 
     /// The canonical text the digest is taken over: every input of the build.
@@ -260,7 +274,7 @@ impl ImageRecipe {
         for p in self.packages {
             line("package", p);
         }
-        for f in self.files {
+        for f in self.files.iter() {
             line(
                 "file",
                 &format!(
@@ -404,7 +418,7 @@ impl ImageRecipe {
         std::fs::create_dir_all(&files_dir)
             .map_err(|e| ProviderError::Other(format!("cannot write build files: {e}")))?;
         for (i, f) in self.files.iter().enumerate() {
-            std::fs::write(files_dir.join(i.to_string()), f.content)
+            std::fs::write(files_dir.join(i.to_string()), f.content.as_bytes())
                 .map_err(|e| ProviderError::Other(format!("cannot write build files: {e}")))?;
         }
         let output = scratch.path().join("rootfs.tar");
@@ -609,7 +623,7 @@ mod tests {
         changed.packages = &["systemd"];
         assert_ne!(changed.tag(), tag);
         let mut changed = ImageRecipe::host();
-        changed.files = &HOST_FILES[..1];
+        changed.files = Cow::Borrowed(&HOST_FILES[..1]);
         assert_ne!(changed.tag(), tag);
         assert!(
             ImageRecipe::apt_cache()

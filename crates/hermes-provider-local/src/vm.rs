@@ -9,6 +9,7 @@
 //! (written before sshd starts) into a file of the runner, read through the Docker engine.
 //! `HOSTS.md` has the details, timings and differences.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::LazyLock;
@@ -52,54 +53,58 @@ const RUNNER_FILES: &[EmbeddedFile] = &[
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm-init",
         mode: 0o755,
-        content: include_str!("../assets/vm/vm-init"),
+        content: Cow::Borrowed(include_str!("../assets/vm/vm-init")),
     },
     // The guest's files, copied into its root filesystem by the build hook: the container host's
     // first-boot script, unit and apt sources, plus what a VM needs.
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/usr/lib/hermes-infra/firstboot",
         mode: 0o755,
-        content: include_str!("../assets/host/firstboot"),
+        content: Cow::Borrowed(include_str!("../assets/host/firstboot")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/systemd/system/hermes-infra-firstboot.service",
         mode: 0o644,
-        content: include_str!("../assets/host/hermes-infra-firstboot.service"),
+        content: Cow::Borrowed(include_str!(
+            "../assets/host/hermes-infra-firstboot.service"
+        )),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/apt/sources.list.d/debian.sources",
         mode: 0o644,
-        content: include_str!("../assets/host/debian.sources"),
+        content: Cow::Borrowed(include_str!("../assets/host/debian.sources")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/usr/lib/hermes-infra/vm-firstboot",
         mode: 0o755,
-        content: include_str!("../assets/vm/vm-firstboot"),
+        content: Cow::Borrowed(include_str!("../assets/vm/vm-firstboot")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/systemd/system/hermes-infra-vm-firstboot.service",
         mode: 0o644,
-        content: include_str!("../assets/vm/hermes-infra-vm-firstboot.service"),
+        content: Cow::Borrowed(include_str!(
+            "../assets/vm/hermes-infra-vm-firstboot.service"
+        )),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/systemd/network/10-hermes-vm.network",
         mode: 0o644,
-        content: include_str!("../assets/vm/10-hermes-vm.network"),
+        content: Cow::Borrowed(include_str!("../assets/vm/10-hermes-vm.network")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/fstab",
         mode: 0o644,
-        content: include_str!("../assets/vm/fstab"),
+        content: Cow::Borrowed(include_str!("../assets/vm/fstab")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/hosts",
         mode: 0o644,
-        content: include_str!("../assets/vm/hosts"),
+        content: Cow::Borrowed(include_str!("../assets/vm/hosts")),
     },
     EmbeddedFile {
         path: "/usr/lib/hermes-infra/vm/stage/etc/resolv.conf",
         mode: 0o644,
-        content: include_str!("../assets/vm/resolv.conf"),
+        content: Cow::Borrowed(include_str!("../assets/vm/resolv.conf")),
     },
 ];
 

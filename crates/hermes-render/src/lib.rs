@@ -1,10 +1,13 @@
 //! Pure rendering of the files `hermes-infra` manages on a host: from a phase's desired
-//! attributes and the host's facts to files (path, mode, content), through tera templates that
-//! are embedded at build time from the repository's `templates/host/`.
+//! attributes and the host's facts to files (path, mode, content), and from an agent's desired
+//! attributes to its configuration, `.env`, container arguments and egress proxy, through tera
+//! templates that are embedded at build time from the repository's `templates/`.
 //!
 //! No I/O happens here: the SSH host provider ships what this crate renders, and the planner
 //! records [`templates_digest`] so that a new version of the templates shows as a change.
 
+mod agent;
+mod agent_image;
 mod docker;
 mod hardening;
 mod sysctl;
@@ -12,6 +15,12 @@ mod templates;
 
 use serde::Serialize;
 
+pub use agent::{
+    API_KEY_VAR, API_PORT, AgentSpec, BotSpec, DATA_MOUNT, EGRESS_PROXY_PORT, EgressFiles,
+    FALLBACK_KEY_VAR, HERMES_UID, LimitsSpec, MODEL_KEY_VAR, MessagingSpec, ModelSpec, Placement,
+    STOP_GRACE_SECONDS, agent_config, agent_env_file, agent_run_args, egress_proxy_files,
+};
+pub use agent_image::agent_image_install_script;
 pub use docker::docker_files;
 pub use hardening::{ADMIN_GROUP, HardeningSpec, hardening_files};
 pub use sysctl::{SysctlLevel, sysctl_level};
@@ -163,6 +172,14 @@ pub enum RenderError {
         /// The phase.
         phase: Phase,
         /// What is wrong.
+        message: String,
+    },
+    /// An agent's attributes or secrets cannot be rendered (never shows a secret value).
+    #[error("agent `{agent}`: {message}")]
+    Agent {
+        /// The agent.
+        agent: String,
+        /// What is wrong, and what to do.
         message: String,
     },
     /// A template failed to render.

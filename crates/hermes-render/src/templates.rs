@@ -1,12 +1,15 @@
-//! The templates, embedded from the repository's `templates/host/` at build time.
+//! The templates, embedded from the repository's `templates/` at build time.
 
 use crate::Phase;
 
 macro_rules! template {
     ($name:literal) => {
+        template!("host", $name)
+    };
+    ($dir:literal, $name:literal) => {
         (
             $name,
-            include_str!(concat!("../../../templates/host/", $name)),
+            include_str!(concat!("../../../templates/", $dir, "/", $name)),
         )
     };
 }
@@ -33,6 +36,14 @@ pub(crate) const HARDENING: &[(&str, &str)] = &[
 /// The Docker engine templates, by name.
 pub(crate) const DOCKER: &[(&str, &str)] = &[template!("daemon.json.tera")];
 
+/// An agent's templates: its Hermes configuration, its egress proxy's, and the image recipe's
+/// install step.
+pub(crate) const AGENT: &[(&str, &str)] = &[
+    template!("agent", "config.yaml.tera"),
+    template!("egress", "tinyproxy.conf.tera"),
+    template!("agent-image", "install.sh.tera"),
+];
+
 /// The templates of `phase`.
 pub(crate) fn of_phase(phase: Phase) -> &'static [(&'static str, &'static str)] {
     match phase {
@@ -47,7 +58,16 @@ pub(crate) fn render(
     name: &str,
     context: &tera::Context,
 ) -> Result<String, crate::RenderError> {
-    let source = of_phase(phase)
+    render_from(of_phase(phase), name, context)
+}
+
+/// Renders template `name` of `templates` with `context`.
+pub(crate) fn render_from(
+    templates: &[(&str, &str)],
+    name: &str,
+    context: &tera::Context,
+) -> Result<String, crate::RenderError> {
+    let source = templates
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, s)| *s)
