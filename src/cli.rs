@@ -181,6 +181,15 @@ pub(crate) enum ImageAction {
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Send the built images to every host that runs an agent, over SSH (only to hosts that
+    /// lack them).
+    Push {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
 }
 
 /// Power states.

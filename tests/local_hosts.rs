@@ -14,8 +14,13 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use support::{Run, hermes, unique};
+
+/// Bound on the apply that creates a VM host: on a new machine it builds the VM runner image
+/// first (about 2 min here, more under load), then boots the VM under emulation.
+const VM_APPLY_TIMEOUT: Duration = Duration::from_mins(10);
 
 /// A stack in a temp dir whose Docker objects are removed when dropped, even after a failure.
 struct LocalStack {
@@ -45,10 +50,15 @@ impl LocalStack {
     }
 
     fn run(&self, args: &[&str]) -> Run {
+        self.run_within(args, Duration::from_mins(2))
+    }
+
+    /// [`Self::run`] with a longer bound.
+    fn run_within(&self, args: &[&str], bound: Duration) -> Run {
         let path = self.path();
         let mut full: Vec<&str> = args.to_vec();
         full.insert(1, path.to_str().unwrap());
-        hermes(&full).run()
+        hermes(&full).run_within(bound)
     }
 
     /// `power on|off STACK HOST`: the state comes before the stack file.
@@ -323,7 +333,7 @@ fn two_stacks_on_one_machine_never_touch_each_other() {
 fn a_vm_host_boots_its_own_kernel_and_is_reached_with_its_pinned_key() {
     let stack = LocalStack::new("vm", "[hosts.kernel]\nkind = \"vm\"\n");
     assert_ok(
-        &stack.run(&["apply", "--target", "host", "--yes"]),
+        &stack.run_within(&["apply", "--target", "host", "--yes"], VM_APPLY_TIMEOUT),
         "apply a VM host",
     );
     let pins = stack.state()["host_keys"].as_object().unwrap().clone();

@@ -1,18 +1,30 @@
 //! `hermes-infra image build`: builds the stack's Hermes Agent image on this machine's Docker
 //! engine from Debian packages and PyPI (`templates/agent-image/`), and the egress proxy image
 //! every agent gets; tags the agent image `hermes-agent:<image.tag or hermes-version>`.
+//!
+//! `hermes-infra image push`: without a registry, sends both images to every host that runs an
+//! agent, over the run's SSH connections: each host is asked first (one round trip), an image
+//! is compressed once and only when some host lacks it, and a host that has it gets nothing.
 
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use serde::Serialize;
 use serde_json::json;
 
+use hermes_core::{Address, Kind, ObservedResource};
 use hermes_provider_local::Docker;
 use hermes_provider_local::image::ImageRecipe;
+use hermes_provider_ssh::ImageTransfer;
+use hermes_stack::wire::Image;
 
 use crate::Outcome;
 use crate::cli::{OutputFormat, StackArgs};
 use crate::output::Printer;
+use crate::wiring;
 
 /// Bound on each `docker` call (an import of a 500 MB root filesystem included).
 const DOCKER_TIMEOUT: Duration = Duration::from_mins(5);
@@ -49,10 +61,7 @@ pub(crate) async fn build(
         .ensure_through_cache(&docker, &progress)
         .await
         .context("building the Hermes Agent image")?;
-    let agent_tag = format!(
-        "hermes-agent:{}",
-        image.tag.as_deref().unwrap_or(&image.hermes_version)
-    );
+    let agent_tag = agent_tag(image);
     docker
         .run(["tag", agent_recipe_tag.as_str(), agent_tag.as_str()])
         .await
@@ -106,4 +115,189 @@ fn print(
             Ok(())
         }
     }
+}
+
+/// The tag the built agent image carries, and the planner deploys.
+fn agent_tag(image: &Image) -> String {
+    format!(
+        "hermes-agent:{}",
+        image.tag.as_deref().unwrap_or(&image.hermes_version)
+    )
+}
+
+/// One image on one host after a push.
+#[derive(Debug, Serialize)]
+struct Pushed {
+    tag: String,
+    id: String,
+    /// Sent in this run (false: the host had it).
+    sent: bool,
+    #[serde(flatten)]
+    transfer: ImageTransfer,
+}
+
+/// One host after a push.
+#[derive(Debug, Serialize)]
+struct HostPush {
+    images: Vec<Pushed>,
+    seconds: f64,
+}
+
+pub(crate) async fn push(
+    args: &StackArgs,
+    output: OutputFormat,
+    printer: Printer,
+) -> anyhow::Result<Outcome> {
+    let (loaded, wired) = wiring::load(args, printer).await?;
+    let stack = args.stack.display().to_string();
+    if loaded.file.registry.is_some() {
+        bail!(
+            "{stack}: pushing to a `[registry]` is not built yet; without one, `image push` \
+             sends the image to the hosts over SSH"
+        );
+    }
+    if let Some(upstream) = &loaded.file.image.upstream {
+        bail!("{stack}: `image.upstream` names `{upstream}`, which hosts pull from its registry");
+    }
+    let docker = Docker::new("docker", DOCKER_TIMEOUT);
+    let mut images = Vec::new();
+    for tag in [
+        agent_tag(&loaded.file.image),
+        ImageRecipe::egress_proxy().tag(),
+    ] {
+        let id = docker
+            .run(["image", "inspect", "--format", "{{.Id}}", tag.as_str()])
+            .await
+            .map(|out| out.trim().to_owned())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "`{tag}` is not on this machine's Docker engine; build it first with \
+                     `hermes-infra image build {stack}`"
+                )
+            })?;
+        images.push((tag, id));
+    }
+    let ssh = wired
+        .hosts
+        .clone()
+        .context("this stack's provider cannot reach its hosts over SSH in this build")?;
+    let scope = loaded.scope();
+    let world: Arc<BTreeMap<Address, ObservedResource>> = Arc::new(
+        wired
+            .observe_hosts(&scope)
+            .await?
+            .into_iter()
+            .map(|o| (o.address.clone(), o))
+            .collect(),
+    );
+    let targets: BTreeSet<&str> = loaded
+        .file
+        .agents
+        .values()
+        .map(|a| a.host.as_str())
+        .collect();
+    for host in &targets {
+        let state = world
+            .get(&Address::new(Kind::Host, *host))
+            .and_then(|o| o.attrs.get("state"))
+            .and_then(|v| v.as_str());
+        if state != Some("running") {
+            bail!(
+                "host `{host}` runs agents but is {}; apply the stack first",
+                state.unwrap_or("not created")
+            );
+        }
+    }
+    let ids: Vec<String> = images.iter().map(|(_, id)| id.clone()).collect();
+    let mut present = BTreeMap::new();
+    for host in &targets {
+        let have = ssh
+            .images_present(host, &world, &ids)
+            .await
+            .with_context(|| format!("asking host `{host}` for its images"))?;
+        present.insert((*host).to_owned(), have);
+    }
+    // Each image a host lacks is compressed once, then sent to every host lacking it.
+    let scratch = tempfile::Builder::new()
+        .prefix("hermes-infra-push-")
+        .tempdir()
+        .context("creating a scratch directory for the image transfer")?;
+    let mut archives = BTreeMap::new();
+    for (i, (tag, _)) in images.iter().enumerate() {
+        if present.values().any(|have| !have[i]) {
+            let path = scratch.path().join(format!("{i}.tar.gz"));
+            let started = Instant::now();
+            let bytes = docker
+                .save_compressed(tag, &path)
+                .await
+                .with_context(|| format!("saving {tag}"))?;
+            printer.err(&format!(
+                "  image: {tag} compressed to {bytes} bytes in {:.1}s\n",
+                started.elapsed().as_secs_f64()
+            ));
+            archives.insert(i, path);
+        }
+    }
+    let images = Arc::new(images);
+    let archives = Arc::new(archives);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (host, have) in present {
+        let (ssh, world, images, archives) = (
+            ssh.clone(),
+            Arc::clone(&world),
+            Arc::clone(&images),
+            Arc::clone(&archives),
+        );
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let mut pushed = Vec::new();
+            for (i, (tag, id)) in images.iter().enumerate() {
+                let mut transfer = ImageTransfer::default();
+                if !have[i] {
+                    printer.err(&format!("  image: sending {tag} to {host}\n"));
+                    transfer = ssh
+                        .send_image(&host, &world, &archives[&i], id, std::slice::from_ref(tag))
+                        .await
+                        .with_context(|| format!("sending {tag} to host `{host}`"))?;
+                }
+                pushed.push(Pushed {
+                    tag: tag.clone(),
+                    id: id.clone(),
+                    sent: !have[i],
+                    transfer,
+                });
+            }
+            let report = HostPush {
+                images: pushed,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            anyhow::Ok((host, report))
+        });
+    }
+    let mut hosts = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (host, report) = done.context("an image transfer stopped unexpectedly")??;
+        hosts.insert(host, report);
+    }
+    match output {
+        OutputFormat::Json => printer.json(&json!({ "scope": scope, "hosts": hosts }))?,
+        OutputFormat::Text => {
+            let mut text = format!("{scope}: images on {} host(s)\n", hosts.len());
+            for (host, report) in &hosts {
+                for image in &report.images {
+                    let _ = if image.sent {
+                        writeln!(
+                            text,
+                            "  {host}: {} sent ({} bytes in {} chunks)",
+                            image.tag, image.transfer.bytes, image.transfer.chunks
+                        )
+                    } else {
+                        writeln!(text, "  {host}: {} already there", image.tag)
+                    };
+                }
+            }
+            printer.out(&text);
+        }
+    }
+    Ok(Outcome::Done)
 }

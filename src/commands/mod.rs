@@ -58,6 +58,9 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
         Command::Image {
             action: ImageAction::Build { stack, output },
         } => image::build(&stack, output, printer).await,
+        Command::Image {
+            action: ImageAction::Push { stack, output },
+        } => image::push(&stack, output, printer).await,
         Command::Schema => {
             printer.json(&hermes_stack::json_schema())?;
             Ok(Outcome::Done)

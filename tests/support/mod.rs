@@ -46,7 +46,12 @@ impl Cmd {
     }
 
     /// Runs to the end (bounded: a run that takes over two minutes is killed).
-    pub(crate) fn run(mut self) -> Run {
+    pub(crate) fn run(self) -> Run {
+        self.run_within(Duration::from_mins(2))
+    }
+
+    /// Runs to the end; a run that takes longer than `bound` is killed.
+    pub(crate) fn run_within(mut self, bound: Duration) -> Run {
         self.0.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = self.0.spawn().expect("the binary starts");
         let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
@@ -60,7 +65,7 @@ impl Cmd {
             let _ = err.read_to_string(&mut s);
             s
         });
-        let deadline = std::time::Instant::now() + Duration::from_mins(2);
+        let deadline = std::time::Instant::now() + bound;
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;

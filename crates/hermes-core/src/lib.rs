@@ -10,6 +10,7 @@ pub mod labels;
 pub mod resource;
 pub mod seams;
 pub mod secret;
+pub mod version;
 
 pub use resource::{Address, Attrs, Kind, ObservedResource, Resource, Scope};
 pub use secret::{Secret, SecretRef, SecretRefError};

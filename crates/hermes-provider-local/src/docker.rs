@@ -118,6 +118,66 @@ impl Docker {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// `docker save IMAGE`, gzip-compressed into `dest` (level 1: the transfer, not the
+    /// compression, is what costs), bounded by this client's timeout; returns the compressed
+    /// size. Memory stays bounded by one read buffer.
+    pub async fn save_compressed(
+        &self,
+        image: &str,
+        dest: &std::path::Path,
+    ) -> Result<u64, ProviderError> {
+        use std::io::Write as _;
+        use tokio::io::AsyncReadExt as _;
+
+        let failed = |what: String| ProviderError::Other(format!("`docker save {image}`: {what}"));
+        let mut child = Command::new(&self.program)
+            .args(["save", image])
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("cannot run `{}`: {e}", self.program)))?;
+        let file = std::fs::File::create(dest)
+            .map_err(|e| failed(format!("cannot write {}: {e}", dest.display())))?;
+        let mut gzip = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(file),
+            flate2::Compression::fast(),
+        );
+        let mut stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| failed("no output".into()))?;
+        let copy = async {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = stdout.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                gzip.write_all(&buf[..n])?;
+            }
+            child.wait_with_output().await
+        };
+        let output = tokio::time::timeout(self.timeout, copy)
+            .await
+            .map_err(|_| failed(format!("did not finish within {:?}", self.timeout)))?
+            .map_err(|e| failed(e.to_string()))?;
+        if !output.status.success() {
+            return Err(failed(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            ));
+        }
+        let file = gzip
+            .finish()
+            .and_then(|w| w.into_inner().map_err(std::io::IntoInnerError::into_error))
+            .map_err(|e| failed(format!("cannot write {}: {e}", dest.display())))?;
+        file.sync_all()
+            .and_then(|()| file.metadata())
+            .map(|m| m.len())
+            .map_err(|e| failed(format!("cannot write {}: {e}", dest.display())))
+    }
+
     /// Every container (running or not) carrying `scope`'s stack and environment labels.
     pub async fn owned_containers(&self, scope: &Scope) -> Result<Vec<Container>, ProviderError> {
         let ids = self

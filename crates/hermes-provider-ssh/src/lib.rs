@@ -14,11 +14,14 @@
 //! - Kernel-level settings are rendered only for hosts that own their kernel; what is left out is
 //!   reported ([`SshHostProvider::host_reports`]), never silently skipped.
 //!
+//! - Images reach hosts without a registry over the same connection ([`SshHostProvider::send_image`]).
+//!
 //! It knows nothing of clouds: it finds hosts' addresses in the world other providers observed.
 
 mod apply;
 mod connections;
 mod facts;
+mod images;
 mod manifest;
 mod payload;
 mod scripts;
@@ -36,6 +39,8 @@ use hermes_remote::{HostKeys, PinnedHostKeys, RoundTrips, SshConfig, SshConnecto
 use hermes_render::Phase;
 
 use crate::connections::Inner;
+
+pub use images::{IMAGE_CHUNK, ImageTransfer};
 
 /// Default number of hosts observed at once.
 pub const DEFAULT_CONCURRENCY: usize = 32;

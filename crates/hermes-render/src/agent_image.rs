@@ -8,11 +8,7 @@ use crate::templates::{AGENT, render_from};
 /// The install script for Hermes Agent `hermes_version` (a plain release such as `0.19.0`,
 /// validated with the stack; checked again here because it lands in a shell script).
 pub fn agent_image_install_script(hermes_version: &str) -> Result<String, RenderError> {
-    let plain = !hermes_version.is_empty()
-        && hermes_version
-            .split('.')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
-    if !plain {
+    if !hermes_core::version::is_plain_release(hermes_version) {
         return Err(RenderError::Template {
             template: "install.sh.tera".to_owned(),
             message: format!(

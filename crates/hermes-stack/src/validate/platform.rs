@@ -6,6 +6,20 @@ use crate::model::LoadedStack;
 use crate::wire::{Provider, ProxyListen, Registry, StackFile, TlsMode};
 
 pub(super) fn platform(file: &StackFile, loaded: &LoadedStack, p: &mut Problems) {
+    if !hermes_core::version::is_plain_release(&file.image.hermes_version) {
+        p.add(
+            KeyPath::of(&["image", "hermes-version"]),
+            format!(
+                "`{}` is not a plain Hermes Agent release number",
+                file.image.hermes_version
+            ),
+            Some(
+                "pin one release, such as `hermes-version = \"0.19.0\"` (no range, no \
+                 pre-release)"
+                    .to_owned(),
+            ),
+        );
+    }
     if let Some(upstream) = &file.image.upstream
         && !upstream.is_pinned()
     {
