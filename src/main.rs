@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod local_images;
 mod output;
 mod saved_plan;
 mod secrets;

@@ -155,7 +155,9 @@ pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Resul
                 extra_keys: vec![key.public_key.clone()],
                 concurrency: hermes_provider_ssh::DEFAULT_CONCURRENCY,
                 revert_after: hermes_provider_ssh::DEFAULT_REVERT_AFTER,
+                egress_image: hermes_provider_local::image::ImageRecipe::egress_proxy().tag(),
             },
+            Some(Arc::new(crate::local_images::LocalImages::new(printer))),
         );
         providers.push(Arc::new(ssh.clone()));
         hosts = Some(ssh);

@@ -209,9 +209,8 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
         .unwrap();
 
     // What hermes-infra renders for the agent, from the planner's attributes.
-    let mut spec = planned_spec(&dir);
+    let spec = planned_spec(&dir);
     assert_eq!(spec.egress, ["fake-llm.hermes.test"]);
-    spec.image.clone_from(&image_id);
     let api_key = Secret::new(random_key());
     let data = tempfile::tempdir().unwrap();
     let home = data.path().join("data");
@@ -223,9 +222,13 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
         &hermes_render::agent_config("acme", &spec).unwrap(),
         0o640,
     );
-    let env_file =
-        hermes_render::agent_env_file("acme", &spec, &api_key, &BTreeMap::new()).unwrap();
-    write_owned(&home.join(".env"), env_file.expose(), 0o600);
+    let env_file = hermes_render::agent_env_file("acme", &spec, &BTreeMap::new()).unwrap();
+    let key_line = hermes_render::api_key_line(&api_key);
+    write_owned(
+        &home.join(".env"),
+        &format!("{}{}", env_file.expose(), key_line.expose()),
+        0o600,
+    );
 
     // The egress proxy: on both networks, its configuration mounted read-only.
     let egress_files = hermes_render::egress_proxy_files("acme", &spec).unwrap();
@@ -278,6 +281,7 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
     }
     let placement = Placement {
         container: agent_name.clone(),
+        image: image_id.clone(),
         network: agent_net.name().to_owned(),
         data_dir: home.display().to_string(),
         egress_proxy: format!("egress:{EGRESS_PROXY_PORT}"),

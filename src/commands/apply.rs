@@ -47,9 +47,10 @@ pub(crate) async fn apply(
             bail!("a saved plan is applied whole; narrow it with --target when making it");
         }
         let wired = wiring::wire(&loaded, printer).await?;
+        crate::commands::image::before_apply(&loaded, &saved.plan, printer).await?;
         return execute(&wired, &saved.plan, run, "apply", printer).await;
     }
-    let (_, wired, plan) = plan::make(target, env, targets, printer).await?;
+    let (loaded, wired, plan) = plan::make(target, env, targets, printer).await?;
     show(&plan, run.output, printer);
     if plan.is_empty() {
         // Nothing to do is a result too: JSON callers get the empty report with the round
@@ -58,6 +59,7 @@ pub(crate) async fn apply(
         return report_outcome(&report, &wired, run.output, printer);
     }
     confirm(&plan, run.yes)?;
+    crate::commands::image::before_apply(&loaded, &plan, printer).await?;
     execute(&wired, &plan, run, "apply", printer).await
 }
 

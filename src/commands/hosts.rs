@@ -19,6 +19,17 @@ use crate::wiring::{self, Wired};
 
 const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// One agent of `status`.
+#[derive(serde::Serialize)]
+struct AgentRow {
+    agent: String,
+    host: String,
+    /// `healthy`, what is wrong with its container, or `missing` (in the stack, not deployed).
+    health: String,
+    /// The change a plan would make to the agent, with its reason.
+    pending: Option<String>,
+}
+
 /// One line of `status`.
 #[derive(serde::Serialize)]
 struct HostRow {
@@ -70,11 +81,37 @@ pub(crate) async fn status(
             }
         })
         .collect();
+    let agents: Vec<AgentRow> = loaded
+        .file
+        .agents
+        .iter()
+        .map(|(name, agent)| {
+            let address = Address::new(Kind::Agent, name.as_str());
+            let found = observed.iter().find(|o| o.address == address);
+            let change = plan.changes.iter().find(|c| c.address == address);
+            let health = match found {
+                None => "missing".to_owned(),
+                Some(o) => o
+                    .drift
+                    .get("container")
+                    .map_or_else(|| "healthy".to_owned(), std::clone::Clone::clone),
+            };
+            AgentRow {
+                agent: name.to_string(),
+                host: agent.host.clone(),
+                health,
+                pending: change.map(|c| format!("{}: {}", c.action.as_str(), c.reason)),
+            }
+        })
+        .collect();
     match output {
         OutputFormat::Json => {
-            printer.json(
-                &json!({ "scope": scope, "hosts": rows, "changes_pending": plan.changes.len() }),
-            )?;
+            printer.json(&json!({
+                "scope": scope,
+                "hosts": rows,
+                "agents": agents,
+                "changes_pending": plan.changes.len(),
+            }))?;
         }
         OutputFormat::Text => {
             let mut text = format!(
@@ -98,6 +135,23 @@ pub(crate) async fn status(
                     if r.host_key_pinned { "yes" } else { "no" },
                     r.pending.as_deref().unwrap_or("up to date"),
                 );
+            }
+            if !agents.is_empty() {
+                let _ = writeln!(
+                    text,
+                    "  {:<20} {:<20} {:<24} PENDING",
+                    "AGENT", "HOST", "HEALTH"
+                );
+                for a in &agents {
+                    let _ = writeln!(
+                        text,
+                        "  {:<20} {:<20} {:<24} {}",
+                        a.agent,
+                        a.host,
+                        a.health,
+                        a.pending.as_deref().unwrap_or("up to date"),
+                    );
+                }
             }
             printer.out(&text);
         }

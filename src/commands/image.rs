@@ -19,6 +19,7 @@ use hermes_core::{Address, Kind, ObservedResource};
 use hermes_provider_local::Docker;
 use hermes_provider_local::image::ImageRecipe;
 use hermes_provider_ssh::ImageTransfer;
+use hermes_stack::LoadedStack;
 use hermes_stack::wire::Image;
 
 use crate::Outcome;
@@ -43,17 +44,25 @@ pub(crate) async fn build(
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let stack = hermes_stack::load(&args.stack, args.env.as_deref())?;
-    let image = &stack.file.image;
-    if let Some(upstream) = &image.upstream {
+    if let Some(upstream) = &stack.file.image.upstream {
         bail!(
             "{}: `image.upstream` names `{upstream}`, so there is nothing to build; remove it \
              to build Hermes Agent {} from PyPI",
             args.stack.display(),
-            image.hermes_version
+            stack.file.image.hermes_version
         );
     }
+    let built = ensure_built(&stack, printer).await?;
+    print(&built, &stack.file.image.hermes_version, output, printer)?;
+    Ok(Outcome::Done)
+}
+
+/// Builds the stack's agent image and the egress proxy image where this machine's engine does
+/// not have them yet (each is cached by recipe), and tags the agent image.
+async fn ensure_built(stack: &LoadedStack, printer: Printer) -> anyhow::Result<Built> {
+    let image = &stack.file.image;
     let script = hermes_render::agent_image_install_script(&image.hermes_version)
-        .with_context(|| format!("{}: `image.hermes-version`", args.stack.display()))?;
+        .with_context(|| format!("{}: `image.hermes-version`", stack.path.display()))?;
     let docker = Docker::new("docker", DOCKER_TIMEOUT);
     let progress = move |line: &str| printer.err(&format!("  image: {line}\n"));
     let agent = ImageRecipe::agent(script);
@@ -81,14 +90,29 @@ pub(crate) async fn build(
         .ensure_through_cache(&docker, &progress)
         .await
         .context("building the egress proxy image")?;
-    let built = Built {
+    Ok(Built {
         agent_tag,
         agent_recipe_tag,
         agent_id,
         egress_tag,
-    };
-    print(&built, &image.hermes_version, output, printer)?;
-    Ok(Outcome::Done)
+    })
+}
+
+/// Before an apply that deploys agents from the image the stack builds: the images this
+/// machine sends to the hosts that lack them (built once, then cached).
+pub(crate) async fn before_apply(
+    stack: &LoadedStack,
+    plan: &hermes_plan::Plan,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    let deploys = plan
+        .changes
+        .iter()
+        .any(|c| c.address.kind == Kind::Agent && c.action != hermes_plan::Action::Delete);
+    if deploys && stack.file.image.upstream.is_none() {
+        ensure_built(stack, printer).await?;
+    }
+    Ok(())
 }
 
 fn print(

@@ -3,7 +3,7 @@
 mod apply;
 mod audit;
 mod hosts;
-mod image;
+pub(crate) mod image;
 mod init;
 mod plan;
 mod validate;

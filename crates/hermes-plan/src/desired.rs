@@ -121,6 +121,10 @@ pub fn desired(stack: &LoadedStack) -> Desired {
                     .attr("port", file.proxy.port)
                     .attr("allow-from", json!(file.proxy.allow_from))
                     .attr("routes", Value::Array(proxied))
+                    .attr(
+                        "templates",
+                        hermes_render::templates_digest(hermes_render::Phase::ReverseProxy),
+                    )
                     .after(docker_addr.clone()),
             );
         }

@@ -80,6 +80,10 @@ done <"$stage/files.list"
 if has systemd-unit; then
     systemctl daemon-reload
 fi
+# The proxy's certificates exist before nginx is installed (it starts on install).
+if has certificates; then
+    /usr/lib/hermes-infra/proxy-certs || fail "the proxy's certificates could not be made"
+fi
 
 missing=""
 for p in $PACKAGES; do
@@ -186,6 +190,11 @@ fi
 if has docker; then
     systemctl enable docker >/dev/null 2>&1 || true
     systemctl restart docker || fail "dockerd did not restart with the new /etc/docker/daemon.json (see journalctl -u docker)"
+fi
+if has nginx; then
+    nginx -t >"$state/nginx.log" 2>&1 || { tail -n 20 "$state/nginx.log" >&2; fail "nginx -t refused the new configuration"; }
+    systemctl enable nginx >/dev/null 2>&1 || true
+    systemctl reload-or-restart nginx || fail "nginx did not reload"
 fi
 for service in $ENSURE_RUNNING; do
     systemctl is-active --quiet "$service" || systemctl start "$service" || fail "$service does not start"

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use hermes_core::resource::SSH_PORT_ATTR;
 use hermes_core::seams::{HostEndpoint, ProviderError, Remote as _, StepContext};
 use hermes_core::{ObservedResource, Resource};
-use hermes_render::{HardeningSpec, Phase, Rendered, docker_files, hardening_files};
+use hermes_render::{
+    HardeningSpec, Phase, ProxySpec, Rendered, docker_files, hardening_files, proxy_files,
+};
 
 use crate::manifest::{Manifest, fail2ban_enabled};
 use crate::scripts::{self, as_root, with_settings};
@@ -48,6 +50,7 @@ fn render(
             &inner.settings.extra_keys,
         ),
         Phase::DockerEngine => docker_files(facts),
+        Phase::ReverseProxy => proxy_files(&ProxySpec::from_attrs(&desired.attrs)?),
     }
 }
 
@@ -112,6 +115,7 @@ pub(crate) async fn phase(
         Phase::HostHardening if fail2ban_enabled(&desired.attrs) => "ssh fail2ban",
         Phase::HostHardening => "ssh",
         Phase::DockerEngine => "docker",
+        Phase::ReverseProxy => "nginx",
     };
     let mut settings: Vec<(&str, String)> = audit.to_vec();
     settings.extend([

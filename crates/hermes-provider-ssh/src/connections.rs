@@ -17,6 +17,8 @@ use crate::{HostReport, SshSettings, apply, scripts};
 pub(crate) struct Slot {
     remote: tokio::sync::Mutex<Option<Arc<SshRemote>>>,
     facts: Mutex<Option<Facts>>,
+    /// Held while images go to the host.
+    pub(crate) images: tokio::sync::Mutex<()>,
 }
 
 /// The provider's state for one run, shared with its tasks.
@@ -32,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) fresh: Mutex<BTreeSet<String>>,
     pub(crate) slots: Mutex<BTreeMap<String, Arc<Slot>>>,
     pub(crate) reports: Mutex<BTreeMap<String, HostReport>>,
+    /// Where agent images come from when a host lacks them (none: `image push` first).
+    pub(crate) images: Option<Arc<dyn crate::ImageSource>>,
 }
 
 impl Inner {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use hermes_core::{Address, Kind, ObservedResource};
 use hermes_render::{HostFacts, Phase};
 
+use crate::agents::{AgentManifest, MANIFESTS, Names};
 use crate::manifest::Manifest;
 
 /// What the facts script reports.
@@ -25,6 +26,15 @@ pub(crate) struct Facts {
     pub(crate) services: BTreeMap<String, String>,
     /// Each phase that left a manifest.
     pub(crate) phases: BTreeMap<String, PhaseFacts>,
+    /// Each agent's manifest text (lines joined by spaces), by agent.
+    #[serde(default)]
+    pub(crate) agents: BTreeMap<String, String>,
+    /// Agent containers, `name|image|state|status;` each (read only where agents are).
+    #[serde(default)]
+    pub(crate) containers: String,
+    /// The host's images, `repository:tag|id;` each (read only where agents are).
+    #[serde(default)]
+    pub(crate) images: String,
 }
 
 /// One phase's manifest and the current digests of its files.
@@ -71,6 +81,7 @@ impl Facts {
         let kind = match phase {
             Phase::HostHardening => Kind::HostHardening,
             Phase::DockerEngine => Kind::DockerEngine,
+            Phase::ReverseProxy => Kind::ReverseProxy,
         };
         let mut observed = ObservedResource::new(Address::new(kind, host), host.to_owned());
         let manifest = serde_json::from_str::<Manifest>(&found.manifest).ok();
@@ -119,9 +130,94 @@ impl Facts {
                     observed.drift.insert("docker".into(), "not running".into());
                 }
             }
+            Phase::ReverseProxy => {
+                if !self.active("nginx") {
+                    observed.drift.insert("nginx".into(), "not running".into());
+                }
+            }
         }
         Some(observed)
     }
+}
+
+/// One agent container as `docker ps` shows it.
+struct AgentContainer<'a> {
+    image: &'a str,
+    state: &'a str,
+    status: &'a str,
+}
+
+impl Facts {
+    /// The agents on `host` as it reports them: the attributes their last apply recorded, and
+    /// drift when a container is missing, stopped or unhealthy, or when the image tag it was
+    /// deployed from now names another image on the host (a newer push).
+    pub(crate) fn agents(&self, host: &str) -> Vec<ObservedResource> {
+        let containers: BTreeMap<&str, AgentContainer<'_>> = entries(&self.containers)
+            .filter_map(|e| {
+                let mut parts = e.splitn(4, '|');
+                Some((
+                    parts.next()?,
+                    AgentContainer {
+                        image: parts.next()?,
+                        state: parts.next()?,
+                        status: parts.next().unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect();
+        let images: BTreeMap<&str, &str> = entries(&self.images)
+            .filter_map(|e| e.split_once('|'))
+            .collect();
+        let mut found = Vec::new();
+        for (agent, text) in &self.agents {
+            let mut observed =
+                ObservedResource::new(Address::new(Kind::Agent, agent), host.to_owned());
+            let Ok(manifest) = serde_json::from_str::<AgentManifest>(text) else {
+                observed
+                    .drift
+                    .insert(format!("{MANIFESTS}/{agent}.json"), "unreadable".to_owned());
+                found.push(observed);
+                continue;
+            };
+            observed.attrs = manifest.spec;
+            let names = Names::of(agent);
+            match containers.get(names.container.as_str()) {
+                None => {
+                    observed
+                        .drift
+                        .insert("container".into(), "missing on the host".into());
+                }
+                Some(c) if c.state != "running" => {
+                    observed
+                        .drift
+                        .insert("container".into(), format!("{} ({})", c.state, c.status));
+                }
+                Some(c) if !c.status.contains("(healthy)") => {
+                    observed
+                        .drift
+                        .insert("container".into(), format!("not healthy ({})", c.status));
+                }
+                Some(c) => {
+                    let tag = observed.attrs.get("image").and_then(|v| v.as_str());
+                    if let Some(now) = tag.and_then(|t| images.get(t))
+                        && *now != c.image
+                    {
+                        observed.drift.insert(
+                            "image".into(),
+                            format!("{} now names {now}", tag.unwrap_or_default()),
+                        );
+                    }
+                }
+            }
+            found.push(observed);
+        }
+        found
+    }
+}
+
+/// The `;`-terminated entries of a facts list, trimmed.
+fn entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(';').map(str::trim).filter(|e| !e.is_empty())
 }
 
 /// The setup of a host whose facts could not be read, as drift naming why: planned as an
@@ -266,12 +362,71 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let facts = run_script(&dir.path().join("absent"));
         assert!(facts.phases.is_empty());
-        assert_eq!(facts.services.len(), 4);
+        assert!(facts.agents.is_empty());
+        assert_eq!(
+            facts
+                .services
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            ["docker", "fail2ban", "nftables", "nginx", "ssh"]
+        );
     }
 
     #[test]
     fn a_phase_that_never_ran_is_not_observed() {
         let facts = facts_with(&manifest(), &[]);
         assert!(facts.observed("web-1", Phase::DockerEngine).is_none());
+    }
+
+    fn agent_facts(containers: &str, images: &str) -> Facts {
+        let manifest = json!({"v": 1, "agent": "acme", "spec": {"image": "hermes-agent:0.19.0", "host": "web-1"}});
+        let line = json!({
+            "v": 2, "container": "docker", "admin_source": "172.18.0.1", "firewall": "loaded",
+            "services": {}, "phases": {},
+            "agents": {"acme": manifest.to_string()},
+            "containers": containers, "images": images,
+        });
+        Facts::parse(line.to_string().as_bytes()).expect("facts parse")
+    }
+
+    #[test]
+    fn a_healthy_agent_on_its_tags_image_has_no_drift() {
+        let facts = agent_facts(
+            "hermes-agent-acme|sha256:aa|running|Up 3 minutes (healthy); ",
+            "hermes-agent:0.19.0|sha256:aa; other:1|sha256:bb;",
+        );
+        let agents = facts.agents("web-1");
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].address, Address::new(Kind::Agent, "acme"));
+        assert_eq!(agents[0].id, "web-1");
+        assert_eq!(
+            agents[0].attrs.get("image"),
+            Some(&json!("hermes-agent:0.19.0"))
+        );
+        assert!(agents[0].drift.is_empty(), "{:?}", agents[0].drift);
+    }
+
+    #[test]
+    fn a_missing_stopped_unhealthy_or_outdated_agent_is_drift() {
+        let images = "hermes-agent:0.19.0|sha256:new;";
+        for (containers, expected) in [
+            ("", "container"),
+            (
+                "hermes-agent-acme|sha256:new|exited|Exited (1) 2 minutes ago;",
+                "container",
+            ),
+            (
+                "hermes-agent-acme|sha256:new|running|Up 1 minute (unhealthy);",
+                "container",
+            ),
+            (
+                "hermes-agent-acme|sha256:old|running|Up 1 minute (healthy);",
+                "image",
+            ),
+        ] {
+            let drift = &agent_facts(containers, images).agents("web-1")[0].drift;
+            assert!(drift.contains_key(expected), "{containers}: {drift:?}");
+        }
     }
 }

@@ -14,7 +14,18 @@ use hermes_core::{Address, ObservedResource};
 
 use crate::SshHostProvider;
 use crate::apply::tail;
+use crate::connections::Inner;
 use crate::scripts::{as_root, quote};
+
+/// Where images come from when a host lacks one: this machine's engine, which has the image
+/// and can save it compressed.
+#[async_trait::async_trait]
+pub trait ImageSource: Send + Sync {
+    /// The id (`sha256:...`) that `reference` names here.
+    async fn id(&self, reference: &str) -> Result<String, ProviderError>;
+    /// A gzip-compressed `docker save` of `reference`, made once per run.
+    async fn archive(&self, reference: &str) -> Result<std::path::PathBuf, ProviderError>;
+}
 
 /// Bytes sent per exec round trip when an image goes to a host.
 pub const IMAGE_CHUNK: usize = 16 << 20;
@@ -42,7 +53,7 @@ fn checked_id(id: &str) -> Result<&str, ProviderError> {
     }
 }
 
-impl SshHostProvider {
+impl Inner {
     /// Runs `script` as root on `host` with `payload` after it, over the run's connection; a
     /// failed exit is an error naming the host and `step`.
     async fn run_root_checked(
@@ -53,11 +64,11 @@ impl SshHostProvider {
         script: &str,
         payload: &[u8],
     ) -> Result<String, ProviderError> {
-        let remote = self.inner.remote(host, world).await?;
+        let remote = self.remote(host, world).await?;
         let output = match remote.run(step, &as_root(script), payload).await {
             Ok(output) => output,
             Err(e) => {
-                self.inner.drop_remote(host).await;
+                self.drop_remote(host).await;
                 return Err(ProviderError::Transient(e.to_string()));
             }
         };
@@ -72,7 +83,7 @@ impl SshHostProvider {
 
     /// Which of `ids` (`sha256:...` image ids) `host`'s Docker engine has, in order; one round
     /// trip.
-    pub async fn images_present(
+    pub(crate) async fn images_present(
         &self,
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,
@@ -102,7 +113,7 @@ impl SshHostProvider {
     /// Sends `archive` (a gzip-compressed `docker save` of image `id`) to `host`, loads it into
     /// its Docker engine, checks that `id` is there, and tags it `tags`. The transfer file is
     /// root-only and removed afterwards, also when the load fails.
-    pub async fn send_image(
+    pub(crate) async fn send_image(
         &self,
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,
@@ -163,6 +174,65 @@ impl SshHostProvider {
         self.run_root_checked(host, world, "image-load", &load, &[])
             .await?;
         Ok(transfer)
+    }
+}
+
+impl Inner {
+    /// Makes sure `host` has the images `references` name here (asked in one round trip),
+    /// sending those it lacks from `source`; returns the references sent. One transfer per
+    /// host at a time: agents deployed at once on one host send each image once.
+    pub(crate) async fn ensure_images(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+        source: &dyn ImageSource,
+        references: &[String],
+    ) -> Result<Vec<String>, ProviderError> {
+        let slot = self.slot(host);
+        let _one_at_a_time = slot.images.lock().await;
+        let mut ids = Vec::new();
+        for reference in references {
+            ids.push(source.id(reference).await?);
+        }
+        let present = self.images_present(host, world, &ids).await?;
+        let mut sent = Vec::new();
+        for ((reference, id), have) in references.iter().zip(&ids).zip(present) {
+            if have {
+                continue;
+            }
+            let archive = source.archive(reference).await?;
+            self.send_image(host, world, &archive, id, std::slice::from_ref(reference))
+                .await?;
+            sent.push(reference.clone());
+        }
+        Ok(sent)
+    }
+}
+
+impl SshHostProvider {
+    /// Which of `ids` (`sha256:...` image ids) `host`'s Docker engine has, in order; one round
+    /// trip.
+    pub async fn images_present(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+        ids: &[String],
+    ) -> Result<Vec<bool>, ProviderError> {
+        self.inner.images_present(host, world, ids).await
+    }
+
+    /// Sends `archive` (a gzip-compressed `docker save` of image `id`) to `host`, loads it into
+    /// its Docker engine, checks that `id` is there, and tags it `tags`. The transfer file is
+    /// root-only and removed afterwards, also when the load fails.
+    pub async fn send_image(
+        &self,
+        host: &str,
+        world: &BTreeMap<Address, ObservedResource>,
+        archive: &Path,
+        id: &str,
+        tags: &[String],
+    ) -> Result<ImageTransfer, ProviderError> {
+        self.inner.send_image(host, world, archive, id, tags).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! The SSH host provider: observes and applies the host-level resources (`host-hardening`,
-//! `docker-engine`) of hosts that another provider created, through one SSH connection per host
-//! for the whole run.
+//! `docker-engine`) and the agents of hosts that another provider created, through one SSH
+//! connection per host for the whole run.
 //!
 //! - Observation is one facts script per host (one exec round trip after authentication),
 //!   hosts in parallel up to a bound. The facts carry each phase's manifest and the current
@@ -18,6 +18,7 @@
 //!
 //! It knows nothing of clouds: it finds hosts' addresses in the world other providers observed.
 
+mod agents;
 mod apply;
 mod connections;
 mod facts;
@@ -40,7 +41,7 @@ use hermes_render::Phase;
 
 use crate::connections::Inner;
 
-pub use images::{IMAGE_CHUNK, ImageTransfer};
+pub use images::{IMAGE_CHUNK, ImageSource, ImageTransfer};
 
 /// Default number of hosts observed at once.
 pub const DEFAULT_CONCURRENCY: usize = 32;
@@ -82,6 +83,8 @@ pub struct SshSettings {
     pub concurrency: usize,
     /// When an unconfirmed sshd or firewall change is reverted by the host itself.
     pub revert_after: Duration,
+    /// The egress proxy image's tag (what `image push` sends to hosts with agents).
+    pub egress_image: String,
 }
 
 /// What the provider did on one host during this run, for the CLI's report.
@@ -113,12 +116,18 @@ impl std::fmt::Debug for SshHostProvider {
     }
 }
 
-const KINDS: [Kind; 2] = [Kind::HostHardening, Kind::DockerEngine];
+const KINDS: [Kind; 4] = [
+    Kind::HostHardening,
+    Kind::DockerEngine,
+    Kind::ReverseProxy,
+    Kind::Agent,
+];
 
 fn phase_of(kind: Kind) -> Option<Phase> {
     match kind {
         Kind::HostHardening => Some(Phase::HostHardening),
         Kind::DockerEngine => Some(Phase::DockerEngine),
+        Kind::ReverseProxy => Some(Phase::ReverseProxy),
         _ => None,
     }
 }
@@ -126,8 +135,14 @@ fn phase_of(kind: Kind) -> Option<Phase> {
 impl SshHostProvider {
     /// A provider connecting with `ssh`, checking host keys against those `known` from the state
     /// and connecting to the ports it remembers. Keys of hosts created in this run are pinned
-    /// from what their provider read.
-    pub fn new(ssh: SshConfig, known: KnownHosts, settings: SshSettings) -> Self {
+    /// from what their provider read. Agents' images come from `images` when their host lacks
+    /// them (without a source, an agent on such a host fails, naming `image push`).
+    pub fn new(
+        ssh: SshConfig,
+        known: KnownHosts,
+        settings: SshSettings,
+        images: Option<Arc<dyn ImageSource>>,
+    ) -> Self {
         let host_keys = Arc::new(PinnedHostKeys::new(known.host_keys));
         let connector = SshConnector::new(ssh, Arc::clone(&host_keys) as Arc<dyn HostKeys>);
         Self {
@@ -139,6 +154,7 @@ impl SshHostProvider {
                 fresh: Mutex::default(),
                 slots: Mutex::default(),
                 reports: Mutex::default(),
+                images,
             }),
         }
     }
@@ -252,6 +268,7 @@ impl Provider for SshHostProvider {
                     Ok(facts) => Phase::ALL
                         .into_iter()
                         .filter_map(|phase| facts.observed(&host, phase))
+                        .chain(facts.agents(&host))
                         .collect::<Vec<_>>(),
                     Err(e) => {
                         // The reason goes to the log: it varies from one try to the next
@@ -292,6 +309,9 @@ impl Provider for SshHostProvider {
         desired: &Resource,
         ctx: &StepContext,
     ) -> Result<ObservedResource, ProviderError> {
+        if desired.address.kind == Kind::Agent {
+            return agents::apply(&self.inner, desired, ctx).await;
+        }
         apply::phase(&self.inner, desired, ctx).await
     }
 
@@ -301,17 +321,21 @@ impl Provider for SshHostProvider {
         _observed: &ObservedResource,
         ctx: &StepContext,
     ) -> Result<ObservedResource, ProviderError> {
-        apply::phase(&self.inner, desired, ctx).await
+        self.create(desired, ctx).await
     }
 
-    /// Host-level resources leave the stack only with their host, which is deleted (or
-    /// replaced) in the same run: nothing is done on the host, and an unreachable host does
-    /// not hold up its own deletion.
+    /// An agent leaving the stack is removed from its host (its data kept). Host-level
+    /// resources leave the stack only with their host, which is deleted (or replaced) in the
+    /// same run: nothing is done on the host, and an unreachable host does not hold up its own
+    /// deletion.
     async fn delete(
         &self,
         observed: &ObservedResource,
-        _ctx: &StepContext,
+        ctx: &StepContext,
     ) -> Result<(), ProviderError> {
+        if observed.address.kind == Kind::Agent {
+            return agents::remove(&self.inner, observed, ctx).await;
+        }
         tracing::debug!(address = %observed.address, "host-level resource forgotten with its host");
         Ok(())
     }

@@ -9,6 +9,8 @@ pub(crate) const PHASE: &str = include_str!("../assets/phase.sh");
 pub(crate) const CONFIRM: &str = include_str!("../assets/confirm.sh");
 /// Undoes a lockout-protected change at once after a fresh login failed.
 pub(crate) const REVERT: &str = include_str!("../assets/revert.sh");
+/// One agent: networks, egress proxy, data directory, health-gated container.
+pub(crate) const AGENT: &str = include_str!("../assets/agent.sh");
 
 /// `value` as one single-quoted shell word.
 pub(crate) fn quote(value: &str) -> String {
@@ -53,7 +55,7 @@ mod tests {
 
     #[test]
     fn every_script_is_valid_sh() {
-        for script in [FACTS, PHASE, CONFIRM, REVERT] {
+        for script in [FACTS, PHASE, CONFIRM, REVERT, AGENT] {
             let status = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .status()

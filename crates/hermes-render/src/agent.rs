@@ -241,13 +241,13 @@ pub fn agent_config(name: &str, spec: &AgentSpec) -> Result<String, RenderError>
 }
 
 /// The agent's `.env` (mode 0600 in its data directory, read by Hermes only): the API server's
-/// settings and `api_key`, the resolved `secrets` (by variable, see
-/// [`AgentSpec::secret_refs`]) and the messaging allowlists. A value with a line break, or one
-/// that cannot be quoted, is refused, and the error does not show it.
+/// settings, the resolved `secrets` (by variable, see [`AgentSpec::secret_refs`]) and the
+/// messaging allowlists. The API key is not in it: it is made and kept on the host, which adds
+/// its line ([`api_key_line`]). A value with a line break, or one that cannot be quoted, is
+/// refused, and the error does not show it.
 pub fn agent_env_file(
     name: &str,
     spec: &AgentSpec,
-    api_key: &Secret,
     secrets: &BTreeMap<String, Secret>,
 ) -> Result<Secret, RenderError> {
     let mut text = format!(
@@ -272,7 +272,6 @@ pub fn agent_env_file(
     line("API_SERVER_HOST", "0.0.0.0")?;
     line("API_SERVER_PORT", &API_PORT.to_string())?;
     line("API_SERVER_MODEL_NAME", name)?;
-    line(API_KEY_VAR, api_key.expose())?;
     let bots = [
         ("TELEGRAM", &spec.messaging.telegram),
         ("SLACK", &spec.messaging.slack),
@@ -301,6 +300,11 @@ pub fn agent_env_file(
     Ok(Secret::new(text))
 }
 
+/// The `.env` line of the agent's API key (64 hex digits, as the host makes them).
+pub fn api_key_line(api_key: &Secret) -> Secret {
+    Secret::new(format!("{API_KEY_VAR}='{}'\n", api_key.expose()))
+}
+
 /// `value` quoted for a dotenv file: single quotes (taken literally) when it has none, double
 /// quotes with `\` and `"` escaped otherwise; `None` when it cannot be written safely.
 fn quote_env_value(value: &str) -> Option<String> {
@@ -324,6 +328,8 @@ fn quote_env_value(value: &str) -> Option<String> {
 pub struct Placement {
     /// The container's name.
     pub container: String,
+    /// The image to run: an id (`sha256:...`), pinned, or a word the host replaces with one.
+    pub image: String,
     /// The agent's own internal network.
     pub network: String,
     /// The data directory on the host, mounted at [`DATA_MOUNT`].
@@ -382,7 +388,7 @@ pub fn agent_run_args(spec: &AgentSpec, placement: &Placement) -> Vec<String> {
     for (key, value) in &placement.labels {
         args.push(format!("--label={key}={value}"));
     }
-    args.push(spec.image.clone());
+    args.push(placement.image.clone());
     args.extend(["gateway".to_owned(), "run".to_owned()]);
     args
 }

@@ -10,6 +10,7 @@ mod agent;
 mod agent_image;
 mod docker;
 mod hardening;
+mod proxy;
 mod sysctl;
 mod templates;
 
@@ -18,11 +19,13 @@ use serde::Serialize;
 pub use agent::{
     API_KEY_VAR, API_PORT, AgentSpec, BotSpec, DATA_MOUNT, EGRESS_PROXY_PORT, EgressFiles,
     FALLBACK_KEY_VAR, HERMES_UID, LimitsSpec, MODEL_KEY_VAR, MessagingSpec, ModelSpec, Placement,
-    STOP_GRACE_SECONDS, agent_config, agent_env_file, agent_run_args, egress_proxy_files,
+    STOP_GRACE_SECONDS, agent_config, agent_env_file, agent_run_args, api_key_line,
+    egress_proxy_files,
 };
 pub use agent_image::agent_image_install_script;
 pub use docker::docker_files;
 pub use hardening::{ADMIN_GROUP, HardeningSpec, hardening_files};
+pub use proxy::{ProxySpec, Route, proxy_files};
 pub use sysctl::{SysctlLevel, sysctl_level};
 
 /// A phase of host setup: one idempotent script per phase and host.
@@ -33,17 +36,24 @@ pub enum Phase {
     HostHardening,
     /// The Docker engine and its daemon settings.
     DockerEngine,
+    /// nginx with one TLS server per agent hostname, and a local CA's certificates.
+    ReverseProxy,
 }
 
 impl Phase {
     /// Every phase, in the order they run.
-    pub const ALL: [Phase; 2] = [Phase::HostHardening, Phase::DockerEngine];
+    pub const ALL: [Phase; 3] = [
+        Phase::HostHardening,
+        Phase::DockerEngine,
+        Phase::ReverseProxy,
+    ];
 
     /// The phase's name (also its manifest's name on the host).
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::HostHardening => "host-hardening",
             Phase::DockerEngine => "docker-engine",
+            Phase::ReverseProxy => "reverse-proxy",
         }
     }
 
@@ -66,6 +76,7 @@ impl Phase {
             // AppArmor's parser: Debian kernels enable AppArmor, and without it every
             // `docker run` fails on a VM or cloud host (container hosts do not need it).
             Phase::DockerEngine => &["docker.io", "apparmor"],
+            Phase::ReverseProxy => &["nginx"],
         }
     }
 }
@@ -99,6 +110,10 @@ pub enum Reload {
     /// Apply the sed script to `/etc/login.defs` (which has no drop-in directory) and exempt
     /// the key-only admin from password ageing.
     LoginDefs,
+    /// Run the certificate script (before packages: nginx starts with its certificates).
+    Certificates,
+    /// `nginx -t`, then reload nginx.
+    Nginx,
 }
 
 impl Reload {
@@ -114,6 +129,8 @@ impl Reload {
             Reload::Docker => "docker",
             Reload::SystemdUnit => "systemd-unit",
             Reload::LoginDefs => "login-defs",
+            Reload::Certificates => "certificates",
+            Reload::Nginx => "nginx",
         }
     }
 }

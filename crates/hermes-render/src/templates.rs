@@ -36,6 +36,12 @@ pub(crate) const HARDENING: &[(&str, &str)] = &[
 /// The Docker engine templates, by name.
 pub(crate) const DOCKER: &[(&str, &str)] = &[template!("daemon.json.tera")];
 
+/// The reverse proxy's templates.
+pub(crate) const PROXY: &[(&str, &str)] = &[
+    template!("proxy", "agents.conf.tera"),
+    template!("proxy", "proxy-certs.sh.tera"),
+];
+
 /// An agent's templates: its Hermes configuration, its egress proxy's, and the image recipe's
 /// install step.
 pub(crate) const AGENT: &[(&str, &str)] = &[
@@ -49,6 +55,7 @@ pub(crate) fn of_phase(phase: Phase) -> &'static [(&'static str, &'static str)] 
     match phase {
         Phase::HostHardening => HARDENING,
         Phase::DockerEngine => DOCKER,
+        Phase::ReverseProxy => PROXY,
     }
 }
 

@@ -47,6 +47,7 @@ fn secrets(spec: &AgentSpec) -> BTreeMap<String, Secret> {
 fn placement() -> Placement {
     Placement {
         container: "hermes-acme".to_owned(),
+        image: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned(),
         network: "hermes-acme".to_owned(),
         data_dir: "/srv/hermes/acme/data".to_owned(),
         egress_proxy: "hermes-acme-egress:8888".to_owned(),
@@ -78,7 +79,7 @@ fn a_custom_endpoint_without_a_key_gets_none() {
 #[test]
 fn the_env_file_holds_every_secret_and_the_api_key() {
     let spec = spec(json!({}));
-    let env = agent_env_file("acme", &spec, &Secret::new("k".repeat(64)), &secrets(&spec)).unwrap();
+    let env = agent_env_file("acme", &spec, &secrets(&spec)).unwrap();
     insta::assert_snapshot!("agent-env", env.expose());
     assert_eq!(format!("{env}"), "****", "the file's text is a secret");
 }
@@ -91,7 +92,7 @@ fn a_secret_that_cannot_be_quoted_is_refused_without_showing_it() {
         "CRM_TOKEN".to_owned(),
         Secret::new(format!("{CANARY}\nINJECTED=1")),
     );
-    let err = agent_env_file("acme", &spec, &Secret::new("k".repeat(64)), &values).unwrap_err();
+    let err = agent_env_file("acme", &spec, &values).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, RenderError::Agent { .. }));
     assert!(text.contains("`CRM_TOKEN`"), "{text}");

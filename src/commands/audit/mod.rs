@@ -2,7 +2,9 @@
 //! stack. On the host, as root over the run's pinned SSH connection: Lynis (Debian's package,
 //! installed if missing; on container hosts with the one `hermes-compare` profile that skips the
 //! tests only the kernel's owner can pass, on hosts that own their kernel with Lynis' default
-//! profile alone), fail2ban's jails, non-loopback listeners and pending security updates. From this machine: ssh-audit against the host's SSH port.
+//! profile alone), fail2ban's jails, non-loopback listeners, pending security updates, and the
+//! CIS Docker Benchmark's section 5 on every running agent container. From this machine:
+//! ssh-audit against the host's SSH port.
 //!
 //! Figures are figures, not a verdict: the exit code is 0 when every host could be audited, 1
 //! when a step failed somewhere (each error names the host and the step).
@@ -146,16 +148,21 @@ async fn audit_host(
             "  audit {host}: running Lynis (about 2 minutes on a container host, 15 or more on \
              an emulated VM)\n"
         ));
+        let agents = remote(ssh, world, host, "agents", &scripts::agent_containers())
+            .await
+            .and_then(|out| parse::agent_containers(&out));
         let lynis = remote(ssh, world, host, "lynis", &scripts::lynis(profile))
             .await
             .and_then(|out| parse::lynis(&out));
-        (fail2ban, listeners, updates, lynis)
+        (fail2ban, listeners, updates, agents, lynis)
     };
-    let (ssh_audit, (fail2ban, listeners, updates, lynis)) = tokio::join!(from_here, on_host);
+    let (ssh_audit, (fail2ban, listeners, updates, agents, lynis)) =
+        tokio::join!(from_here, on_host);
     audit.ssh_audit = audit.keep(host, "ssh-audit", ssh_audit);
     audit.fail2ban = audit.keep(host, "fail2ban", fail2ban);
     audit.listeners = audit.keep(host, "listeners", listeners);
     audit.pending_security_updates = audit.keep(host, "security-updates", updates);
+    audit.agents = audit.keep(host, "agents", agents);
     audit.lynis = audit.keep(host, "lynis", lynis).map(|run| Lynis {
         profile: profile.name(),
         run,

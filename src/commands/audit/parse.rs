@@ -262,6 +262,78 @@ pub(crate) fn security_updates(output: &str) -> Result<u32, String> {
         .map_err(|e| format!("the update count `{last}` is not a number ({e})"))
 }
 
+/// The CIS Docker section 5 checks of one agent container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct AgentChecks {
+    /// Checks run.
+    pub(crate) checks: usize,
+    /// The checks that warned, with what was seen.
+    pub(crate) warnings: Vec<hermes_audit::Finding>,
+    /// Checks that do not apply, with the reason (`5.2: the kernel has AppArmor disabled`).
+    pub(crate) not_applicable: Vec<String>,
+}
+
+/// Reads the agent containers' script: each agent container's CIS Docker section 5 checks, by
+/// agent (its `hermes-infra/address` label without `agent.`).
+pub(crate) fn agent_containers(output: &str) -> Result<BTreeMap<String, AgentChecks>, String> {
+    let (head, inspect) = output
+        .split_once("\ninspect\n")
+        .ok_or("the agent container script printed no `inspect` line")?;
+    let apparmor = head.lines().any(|l| l.trim() == "apparmor Y");
+    let mut processes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = None;
+    for line in head.lines() {
+        if let Some(id) = line.strip_prefix("container ") {
+            current = Some(id.trim().to_owned());
+        } else if let (Some(id), Some(args)) = (&current, line.strip_prefix("process ")) {
+            processes
+                .entry(id.clone())
+                .or_default()
+                .push(args.to_owned());
+        }
+    }
+    let containers: Vec<serde_json::Value> = serde_json::from_str(inspect.trim())
+        .map_err(|e| format!("docker container inspect is not JSON: {e}"))?;
+    let mut out = BTreeMap::new();
+    for container in &containers {
+        let id = container["Id"].as_str().unwrap_or_default();
+        let label = container["Config"]["Labels"]["hermes-infra/address"]
+            .as_str()
+            .unwrap_or(id);
+        let agent = label.strip_prefix("agent.").unwrap_or(label).to_owned();
+        let listed = processes
+            .iter()
+            .find(|(short, _)| !short.is_empty() && id.starts_with(short.as_str()))
+            .map(|(_, p)| p.clone());
+        let context = hermes_audit::AuditContext {
+            apparmor_enabled: apparmor,
+            processes: listed,
+        };
+        let findings = hermes_audit::cis_container_checks(container, &context);
+        let warnings = findings
+            .iter()
+            .filter(|f| f.status == hermes_audit::Status::Warn)
+            .cloned()
+            .collect();
+        let not_applicable = findings
+            .iter()
+            .filter_map(|f| match &f.status {
+                hermes_audit::Status::NotApplicable(why) => Some(format!("{}: {why}", f.id)),
+                _ => None,
+            })
+            .collect();
+        out.insert(
+            agent,
+            AgentChecks {
+                checks: findings.len(),
+                warnings,
+                not_applicable,
+            },
+        );
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +441,39 @@ udp UNCONN 0 0 *:5353 *:* users:((\"avahi-daemon\",pid=5,fd=12),(\"x\",pid=6,fd=
         assert_eq!(security_updates("3\n"), Ok(3));
         assert_eq!(security_updates("0"), Ok(0));
         assert!(security_updates("").is_err());
+    }
+
+    #[test]
+    fn agent_containers_are_checked_by_agent() {
+        let inspect = serde_json::json!([{
+            "Id": "4f2a9c0d1e",
+            "AppArmorProfile": "",
+            "Config": {"Image": "sha256:aa", "Labels": {"hermes-infra/address": "agent.acme"}},
+            "State": {"Health": {"Status": "healthy"}},
+            "HostConfig": {
+                "SecurityOpt": ["no-new-privileges"], "CapAdd": null, "CapDrop": ["ALL"],
+                "Privileged": false, "NetworkMode": "hermes-net-acme", "Memory": 1024,
+                "NanoCpus": 1000, "ReadonlyRootfs": true, "PidsLimit": 256,
+                "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0}
+            },
+            "Mounts": [], "NetworkSettings": {"Ports": {}}
+        }]);
+        let output = format!(
+            "apparmor N\ncontainer 4f2a9c0d1e\nprocess /usr/bin/tini -- hermes gateway run\ninspect\n{inspect}\n"
+        );
+        let agents = agent_containers(&output).unwrap();
+        let acme = &agents["acme"];
+        assert!(acme.warnings.is_empty(), "{:?}", acme.warnings);
+        assert_eq!(
+            acme.not_applicable,
+            ["5.2: the kernel has AppArmor disabled"]
+        );
+        assert!(acme.checks >= 25);
+        assert!(
+            agent_containers("apparmor Y\ninspect\n[]\n")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(agent_containers("apparmor Y\n").is_err());
     }
 }

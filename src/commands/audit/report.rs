@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::parse::{Fail2ban, LynisRun, SshAudit};
+use super::parse::{AgentChecks, Fail2ban, LynisRun, SshAudit};
 
 /// How many of the largest Lynis point losses the text shows per host.
 const LOSSES_SHOWN: usize = 5;
@@ -32,6 +32,8 @@ pub(crate) struct HostAudit {
     pub(crate) fail2ban: Option<Fail2ban>,
     pub(crate) listeners: Option<Vec<String>>,
     pub(crate) pending_security_updates: Option<u32>,
+    /// The CIS Docker section 5 checks of each running agent container, by agent.
+    pub(crate) agents: Option<BTreeMap<String, AgentChecks>>,
     /// Steps that failed, each naming the host and the step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) errors: Vec<String>,
@@ -47,6 +49,7 @@ impl HostAudit {
             fail2ban: None,
             listeners: None,
             pending_security_updates: None,
+            agents: None,
             errors: Vec::new(),
         }
     }
@@ -123,6 +126,31 @@ pub(crate) fn text(scope: &str, hosts: &BTreeMap<String, HostAudit>) -> String {
             host.pending_security_updates
                 .map_or_else(none, |n| format!("{n} pending")),
         );
+        match &host.agents {
+            None => row("agents (CIS 5)", none()),
+            Some(agents) if agents.is_empty() => row("agents (CIS 5)", "none running".to_owned()),
+            Some(agents) => {
+                for (agent, checks) in agents {
+                    let warned: Vec<&str> = checks.warnings.iter().map(|f| f.id).collect();
+                    let mut line = format!(
+                        "{} checks, {} warnings",
+                        checks.checks,
+                        checks.warnings.len()
+                    );
+                    if !warned.is_empty() {
+                        let _ = write!(line, " ({})", warned.join(", "));
+                    }
+                    if !checks.not_applicable.is_empty() {
+                        let _ = write!(
+                            line,
+                            "; not applicable: {}",
+                            checks.not_applicable.join("; ")
+                        );
+                    }
+                    row(&format!("agent {agent}"), line);
+                }
+            }
+        }
         for error in &host.errors {
             let _ = writeln!(out, "  error: {error}");
         }

@@ -94,6 +94,25 @@ echo '@@log'
 grep -E 'Performing test ID |Hardening: assigned ' "$work/lynis.log"
 "#;
 
+/// The agent containers' script: whether the kernel has AppArmor, each running agent
+/// container's processes, then `docker container inspect` of them all (an empty list when
+/// none runs).
+const AGENT_CONTAINERS: &str = r#"
+echo "apparmor $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo N)"
+ids=$(docker ps -q --filter label=hermes-infra/role=agent 2>/dev/null || true)
+for id in $ids; do
+    echo "container $id"
+    docker top "$id" -eo args 2>/dev/null | tail -n +2 | sed 's/^/process /'
+done
+echo "inspect"
+if [ -n "$ids" ]; then docker container inspect $ids; else echo "[]"; fi
+"#;
+
+/// The agent containers' script.
+pub(crate) fn agent_containers() -> String {
+    format!("{PRELUDE}{AGENT_CONTAINERS}")
+}
+
 /// The fail2ban script.
 pub(crate) fn fail2ban() -> String {
     format!("{PRELUDE}{FAIL2BAN}")

@@ -1,0 +1,372 @@
+//! Agents deployed by `apply` on a real local host, through the real binary, from the image
+//! `image build` made and `image push` sent over SSH (once: a second push sends nothing):
+//! each gateway healthy behind its egress proxy on its own internal network; the host's TLS
+//! reverse proxy (a local CA) forwarding each hostname to its agent only, which answers its own
+//! key (made and kept on the host) with the fake LLM's answer and nothing else; a canary secret
+//! only in the agent's 0600 `.env`; a second apply changes nothing; an upgrade that cannot
+//! become healthy is refused while the agent keeps serving; an agent taken out of the stack
+//! loses its container and keeps its data.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod hardening;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hardening::{SHORT_TIMEOUT, Stack};
+use hermes_testbed::{FakeLlmOptions, ForbiddenOptions, TestNetwork, Testbed};
+use serde_json::Value;
+
+const BUILD_TIMEOUT: Duration = Duration::from_mins(20);
+const CANARY: &str = "canary-crm-5b1e0c7d";
+const ANSWER: &str = "Hello from the fake LLM, to the deployed agent.";
+const ACME: &str = "acme.hermes.localhost";
+const GLOBEX: &str = "globex.hermes.localhost";
+
+/// The stack: host `h`, agent acme, and globex when `with_globex`; the agents' image is
+/// `hermes-agent:<tag>` (the default tag is the Hermes version).
+fn body(tag: Option<&str>, with_globex: bool) -> String {
+    let model = r#"{ provider = "custom", model = "fake-gpt", base-url = "http://fake-llm.hermes.test:8080/v1" }"#;
+    let globex = if with_globex {
+        format!("[agents.globex]\nhost = \"h\"\nhostname = \"{GLOBEX}\"\nmodel = {model}\n")
+    } else {
+        String::new()
+    };
+    let image = tag.map_or_else(String::new, |t| format!("[image]\ntag = \"{t}\"\n"));
+    format!(
+        r#"environments = ["dev"]
+[provider.local]
+host-kind = "container"
+[hosts.h]
+[proxy]
+tls = "self-signed"
+{image}[agents.acme]
+host = "h"
+hostname = "{ACME}"
+model = {model}
+limits = {{ memory = "1g", cpus = 1.0, pids = 256 }}
+secrets = {{ CRM_TOKEN = "file:crm.txt" }}
+{globex}"#
+    )
+}
+
+fn addresses(report: &Value, key: &str) -> Vec<String> {
+    let mut found: Vec<String> = report[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| d["address"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+fn binary(args: &[&str], timeout: Duration) -> Value {
+    let out = hermes_testbed::run_binary(
+        Path::new(env!("CARGO_BIN_EXE_hermes-infra")),
+        args,
+        &[],
+        timeout,
+    )
+    .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What a chat completion through the host's reverse proxy got: curl's exit code, the HTTP
+/// status, the body. `key` goes in a header file, `ca` is the host's local CA.
+struct Proxy<'a> {
+    address: String,
+    ca: &'a Path,
+    scratch: &'a Path,
+}
+
+impl Proxy<'_> {
+    fn chat(&self, hostname: &str, key: Option<&str>) -> (i32, String, String) {
+        let headers = self.scratch.join("headers");
+        let mut lines = "Content-Type: application/json\n".to_owned();
+        if let Some(key) = key {
+            let _ = writeln!(lines, "Authorization: Bearer {key}");
+        }
+        std::fs::write(&headers, lines).unwrap();
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "120",
+                "--resolve",
+                &format!("{hostname}:443:{}", self.address),
+                "--cacert",
+                self.ca.to_str().unwrap(),
+                "-H",
+                &format!("@{}", headers.display()),
+                "-w",
+                "\n%{http_code}",
+                "-d",
+                r#"{"model":"agent","messages":[{"role":"user","content":"hi"}]}"#,
+                &format!("https://{hostname}/v1/chat/completions"),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (
+            out.status.code().unwrap_or(-1),
+            status.to_owned(),
+            body.to_owned(),
+        )
+    }
+}
+
+#[test]
+fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_keeps_serving() {
+    let stack = Stack::new("agent-deploy", &body(None, true));
+    stack.dir.write("crm.txt", &format!("{CANARY}\n")).unwrap();
+    stack.apply(&["--target", "docker-engine"]).ok();
+
+    // The model and a server the agents must never reach, on the hosts' network.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let testbed = Testbed::new();
+    let (_llm, forbidden) = runtime.block_on(async {
+        let network = TestNetwork::existing(&testbed, &stack.network())
+            .await
+            .unwrap();
+        let llm = testbed
+            .fake_llm(
+                &network,
+                FakeLlmOptions {
+                    answer: ANSWER.to_owned(),
+                    ..FakeLlmOptions::default()
+                },
+            )
+            .await
+            .unwrap();
+        let forbidden = testbed
+            .forbidden(&network, ForbiddenOptions::default())
+            .await
+            .unwrap();
+        (llm, forbidden)
+    });
+
+    // The images: built here, sent once.
+    let path = stack.path();
+    let path = path.to_str().unwrap();
+    let built = binary(&["image", "build", path, "--output", "json"], BUILD_TIMEOUT);
+    let agent_id = built["agent"]["id"].as_str().unwrap().to_owned();
+    let push = |label: &str| {
+        let started = Instant::now();
+        let report = binary(&["image", "push", path, "--output", "json"], BUILD_TIMEOUT);
+        eprintln!(
+            "{label}: {:.1}s; {}",
+            started.elapsed().as_secs_f64(),
+            report
+        );
+        report["hosts"]["h"]["images"].as_array().unwrap().clone()
+    };
+    let first = push("first push");
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first[0]["id"], agent_id.as_str());
+    for image in &first {
+        assert_eq!(image["sent"], true, "{image}");
+        let bytes = image["bytes"].as_u64().unwrap();
+        assert_eq!(
+            image["chunks"].as_u64().unwrap(),
+            bytes.div_ceil(16 << 20),
+            "16 MiB a round trip: {image}"
+        );
+    }
+    let on_host = stack
+        .on(
+            "h",
+            "sudo docker image inspect --format '{{.Id}}' hermes-agent:0.19.0; \
+             sudo find /var/lib/hermes-infra/incoming -type f | wc -l",
+        )
+        .ok();
+    assert_eq!(
+        on_host.stdout.trim(),
+        format!("{agent_id}\n0"),
+        "{on_host:?}"
+    );
+    for image in &push("second push") {
+        assert_eq!(
+            (&image["sent"], &image["bytes"]),
+            (&Value::Bool(false), &Value::from(0))
+        );
+    }
+
+    // The agents and the proxy.
+    let applied = stack.apply(&[]);
+    assert!(!applied.stdout.contains(CANARY) && !applied.stderr.contains(CANARY));
+    let applied = applied.ok().json();
+    assert_eq!(
+        addresses(&applied, "done"),
+        ["agent.acme", "agent.globex", "reverse-proxy.h"],
+        "{applied}"
+    );
+    let plan = stack.run("plan", &["--detailed-exitcode"], SHORT_TIMEOUT);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let status = stack
+        .run("status", &["--output", "json"], SHORT_TIMEOUT)
+        .ok()
+        .json();
+    for agent in status["agents"].as_array().unwrap() {
+        assert_eq!(agent["health"], "healthy", "{status}");
+    }
+
+    // Through the proxy from this machine: each hostname answers its own agent's key only.
+    let scratch = tempfile::tempdir().unwrap();
+    let ca = scratch.path().join("ca.crt");
+    let ca_text = stack
+        .on("h", "sudo cat /etc/hermes-infra/proxy/ca/ca.crt")
+        .ok()
+        .stdout;
+    std::fs::write(&ca, ca_text).unwrap();
+    let key_of = |agent: &str| {
+        stack
+            .on(
+                "h",
+                &format!(
+                    "sudo sed -n \"s/^API_SERVER_KEY='\\(.*\\)'$/\\1/p\" /srv/hermes/{agent}/data/.env"
+                ),
+            )
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    let (acme_key, globex_key) = (key_of("acme"), key_of("globex"));
+    assert_eq!(acme_key.len(), 64);
+    assert_ne!(acme_key, globex_key);
+    let proxy = Proxy {
+        address: stack.address("h"),
+        ca: &ca,
+        scratch: scratch.path(),
+    };
+    let (code, status, answer) = proxy.chat(ACME, Some(&acme_key));
+    assert_eq!((code, status.as_str()), (0, "200"), "{answer}");
+    assert!(answer.contains(ANSWER), "{answer}");
+    assert_eq!(proxy.chat(GLOBEX, Some(&globex_key)).1, "200");
+    assert_eq!(proxy.chat(ACME, None).1, "401", "no key");
+    assert_eq!(
+        proxy.chat(GLOBEX, Some(&acme_key)).1,
+        "401",
+        "acme's key on globex"
+    );
+    let (refused, _, _) = proxy.chat("other.hermes.localhost", Some(&acme_key));
+    assert_eq!(
+        refused, 35,
+        "an unknown name is refused at the TLS handshake"
+    );
+
+    // From inside an agent: the model through the proxy, nothing else, nothing direct.
+    let probe = |url: &str, direct: bool| {
+        let noproxy = if direct { "--noproxy '*'" } else { "" };
+        stack
+            .on(
+                "h",
+                &format!(
+                    "sudo docker exec hermes-agent-acme curl -s -o /dev/null -w '%{{http_code}}' \
+                     --max-time 5 {noproxy} {url} || true"
+                ),
+            )
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        probe("http://fake-llm.hermes.test:8080/v1/models", false),
+        "200"
+    );
+    assert_eq!(probe("http://forbidden.hermes.test:8080/", false), "403");
+    assert_eq!(
+        probe(&format!("http://{}:8080/", forbidden.ip()), true),
+        "000"
+    );
+    let hits = runtime.block_on(forbidden.hits()).unwrap();
+    assert_eq!(hits.hits, 0, "{hits:#?}");
+
+    // The canary is in the agent's 0600 .env and nowhere Docker, the process list, the
+    // manifest or the state shows.
+    let env_file = stack
+        .on(
+            "h",
+            "sudo stat -c '%a %u' /srv/hermes/acme/data/.env; \
+             sudo grep -c CRM_TOKEN /srv/hermes/acme/data/.env",
+        )
+        .ok();
+    assert_eq!(env_file.stdout.trim(), "600 10000\n1", "{env_file:?}");
+    let shown = stack
+        .on(
+            "h",
+            "sudo docker container inspect hermes-agent-acme hermes-egress-acme; ps auxww; \
+             sudo cat /etc/hermes-infra/agents/acme.json",
+        )
+        .ok();
+    assert!(!shown.stdout.contains(CANARY), "the canary leaked");
+    assert!(
+        shown.stdout.contains("file:crm.txt"),
+        "the reference is recorded"
+    );
+    let state = std::fs::read_to_string(stack.state_path()).unwrap();
+    assert!(!state.contains(CANARY) && !state.contains(&acme_key));
+
+    // A second apply changes nothing, and the keys stay.
+    let second = stack.apply(&[]).ok().json();
+    assert!(addresses(&second, "done").is_empty(), "{second}");
+    assert_eq!(key_of("acme"), acme_key);
+
+    // An upgrade to an image that cannot become healthy (one whose command is no gateway: the
+    // egress proxy's image, tagged `hermes-agent:broken` on the host) is refused; the running
+    // agents keep serving, untouched.
+    let container = || {
+        stack
+            .on(
+                "h",
+                "sudo docker container inspect -f '{{.Id}} {{.State.Health.Status}}' hermes-agent-acme",
+            )
+            .ok()
+            .stdout
+    };
+    let serving = container();
+    stack
+        .on(
+            "h",
+            "sudo docker tag \"$(sudo docker image ls -q hermes-infra/egress-proxy | head -n 1)\" \
+             hermes-agent:broken",
+        )
+        .ok();
+    stack.write(&body(Some("broken"), true));
+    let refused = stack.apply(&[]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stdout.contains("upgrade refused"), "{refused:?}");
+    assert_eq!(container(), serving, "the running agent was touched");
+    assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
+
+    // Out of the stack: globex's container, proxy and network go; its data stays; acme serves.
+    stack.write(&body(None, false));
+    let removed = stack.apply(&["--allow-destroy"]).ok().json();
+    assert_eq!(
+        addresses(&removed, "done"),
+        ["agent.globex", "reverse-proxy.h"],
+        "{removed}"
+    );
+    let left = stack
+        .on(
+            "h",
+            "sudo docker ps -aq --filter name=hermes-agent-globex --filter name=hermes-egress-globex | wc -l; \
+             sudo test -f /srv/hermes/globex/data/state.db && echo data-kept",
+        )
+        .ok();
+    assert_eq!(left.stdout.trim(), "0\ndata-kept", "{left:?}");
+    assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
+    let (gone, _, _) = proxy.chat(GLOBEX, Some(&globex_key));
+    assert_eq!(gone, 35, "globex's name is no longer served");
+}
