@@ -155,6 +155,36 @@ pub(crate) enum Command {
         /// The host's name.
         host: String,
     },
+    /// Print an agent's gateway log (its container's), or follow it with `-f`.
+    Logs {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The agent's name.
+        agent: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines to print first.
+        #[arg(long, default_value_t = 200)]
+        tail: u32,
+    },
+    /// Run a command in an agent's container, as the agent's user: `exec STACK AGENT -- CMD`.
+    Exec {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The agent's name.
+        agent: String,
+        /// The command and its arguments.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Give an agent a new API key, made and kept on its host (never shown).
+    Rotate {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The agent's name.
+        agent: String,
+    },
     /// Build or move the Hermes Agent image.
     Image {
         #[command(subcommand)]

@@ -28,9 +28,10 @@ const ANSWER: &str = "Hello from the fake LLM, to the deployed agent.";
 const ACME: &str = "acme.hermes.localhost";
 const GLOBEX: &str = "globex.hermes.localhost";
 
-/// The stack: host `h`, agent acme, and globex when `with_globex`; the agents' image is
-/// `hermes-agent:<tag>` (the default tag is the Hermes version).
-fn body(tag: Option<&str>, with_globex: bool) -> String {
+/// The stack: host `h`, agent acme (with `acme_env` as its environment), and globex when
+/// `with_globex`; the agents' image is `hermes-agent:<tag>` (the default tag is the Hermes
+/// version).
+fn body(tag: Option<&str>, with_globex: bool, acme_env: &str) -> String {
     let model = r#"{ provider = "custom", model = "fake-gpt", base-url = "http://fake-llm.hermes.test:8080/v1" }"#;
     let globex = if with_globex {
         format!("[agents.globex]\nhost = \"h\"\nhostname = \"{GLOBEX}\"\nmodel = {model}\n")
@@ -51,6 +52,7 @@ hostname = "{ACME}"
 model = {model}
 limits = {{ memory = "1g", cpus = 1.0, pids = 256 }}
 secrets = {{ CRM_TOKEN = "file:crm.txt" }}
+env = {{ {acme_env} }}
 {globex}"#
     )
 }
@@ -127,7 +129,7 @@ impl Proxy<'_> {
 
 #[test]
 fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_keeps_serving() {
-    let stack = Stack::new("agent-deploy", &body(None, true));
+    let stack = Stack::new("agent-deploy", &body(None, true, ""));
     stack.dir.write("crm.txt", &format!("{CANARY}\n")).unwrap();
     stack.apply(&["--target", "docker-engine"]).ok();
 
@@ -307,7 +309,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
         .on(
             "h",
             "sudo docker container inspect hermes-agent-acme hermes-egress-acme; ps auxww; \
-             sudo cat /etc/hermes-infra/agents/acme.json",
+             sudo cat /etc/hermes-infra/agents/acme.json; sudo docker logs hermes-agent-acme 2>&1",
         )
         .ok();
     assert!(!shown.stdout.contains(CANARY), "the canary leaked");
@@ -322,6 +324,105 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     let second = stack.apply(&[]).ok().json();
     assert!(addresses(&second, "done").is_empty(), "{second}");
     assert_eq!(key_of("acme"), acme_key);
+
+    // The agent verbs: its log, a command in its container (as its user), a new key.
+    let uid = stack
+        .run("exec", &["acme", "--", "id", "-u"], SHORT_TIMEOUT)
+        .ok();
+    assert_eq!(uid.stdout.trim(), "10000", "{uid:?}");
+    let version = stack
+        .run(
+            "exec",
+            &["acme", "--", "hermes", "--version"],
+            SHORT_TIMEOUT,
+        )
+        .ok();
+    assert!(version.stdout.contains("0.19.0"), "{version:?}");
+    stack
+        .run("logs", &["acme", "--tail", "5"], SHORT_TIMEOUT)
+        .ok();
+    let rotated = stack.run("rotate", &["acme"], SHORT_TIMEOUT).ok();
+    assert!(rotated.stderr.contains("has a new API key"), "{rotated:?}");
+    let new_key = key_of("acme");
+    assert_eq!(new_key.len(), 64);
+    assert_ne!(new_key, acme_key);
+    assert!(!rotated.stdout.contains(&new_key) && !rotated.stderr.contains(&new_key));
+    assert_eq!(
+        proxy.chat(ACME, Some(&acme_key)).1,
+        "401",
+        "the old key is refused"
+    );
+    assert_eq!(proxy.chat(ACME, Some(&new_key)).1, "200");
+    let after_rotation = stack.apply(&[]).ok().json();
+    assert!(
+        addresses(&after_rotation, "done").is_empty(),
+        "{after_rotation}"
+    );
+    assert_eq!(key_of("acme"), new_key, "apply keeps the rotated key");
+    let acme_key = new_key;
+
+    // The data survives an upgrade (a new setting replaces the container) and a reboot.
+    stack
+        .on(
+            "h",
+            "sudo sh -c 'head -c 4096 /dev/urandom >/srv/hermes/acme/data/marker; \
+             chown 10000:10000 /srv/hermes/acme/data/marker'",
+        )
+        .ok();
+    let data = || {
+        stack
+            .on(
+                "h",
+                "sudo sha256sum /srv/hermes/acme/data/marker; \
+                 sudo test -s /srv/hermes/acme/data/state.db && echo state.db",
+            )
+            .ok()
+            .stdout
+    };
+    let before = data();
+    let container_id = || {
+        stack
+            .on(
+                "h",
+                "sudo docker container inspect -f '{{.Id}}' hermes-agent-acme",
+            )
+            .ok()
+            .stdout
+    };
+    let old_container = container_id();
+    let tz = "TZ = \"Europe/Berlin\"";
+    stack.write(&body(None, true, tz));
+    let upgraded = stack.apply(&[]).ok().json();
+    assert_eq!(addresses(&upgraded, "done"), ["agent.acme"], "{upgraded}");
+    assert_ne!(container_id(), old_container, "a new container");
+    assert_eq!(data(), before, "the data survived the upgrade");
+    assert_eq!(key_of("acme"), acme_key);
+    assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
+
+    stack.power("off", "h").ok();
+    stack.power("on", "h").ok();
+    let back = Instant::now();
+    loop {
+        let status = stack.run("status", &["--output", "json"], SHORT_TIMEOUT);
+        let healthy = status.code == 0
+            && status.json()["agents"]
+                .as_array()
+                .is_some_and(|a| a.iter().all(|agent| agent["health"] == "healthy"));
+        if healthy {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_mins(4),
+            "the agents did not come back after a reboot: {status:?}"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    eprintln!(
+        "agents healthy {:.0}s after power on",
+        back.elapsed().as_secs_f64()
+    );
+    assert_eq!(data(), before, "the data survived the reboot");
+    assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
 
     // An upgrade to an image that cannot become healthy (one whose command is no gateway: the
     // egress proxy's image, tagged `hermes-agent:broken` on the host) is refused; the running
@@ -343,7 +444,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
              hermes-agent:broken",
         )
         .ok();
-    stack.write(&body(Some("broken"), true));
+    stack.write(&body(Some("broken"), true, tz));
     let refused = stack.apply(&[]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stdout.contains("upgrade refused"), "{refused:?}");
@@ -351,7 +452,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
 
     // Out of the stack: globex's container, proxy and network go; its data stays; acme serves.
-    stack.write(&body(None, false));
+    stack.write(&body(None, false, tz));
     let removed = stack.apply(&["--allow-destroy"]).ok().json();
     assert_eq!(
         addresses(&removed, "done"),

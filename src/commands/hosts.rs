@@ -121,8 +121,8 @@ pub(crate) async fn status(
             );
             let _ = writeln!(
                 text,
-                "  {:<20} {:<8} {:<16} {:<6} PENDING",
-                "HOST", "STATE", "ADDRESS", "PINNED"
+                "  {:<20} {:<8} {:<16} {:<7} {:<6} PENDING",
+                "HOST", "STATE", "ADDRESS", "KERNEL", "PINNED"
             );
             for r in &rows {
                 let _ = writeln!(

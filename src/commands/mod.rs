@@ -1,5 +1,6 @@
 //! One module per verb; each is a thin wrapper that loads, calls the libraries, and prints.
 
+mod agents;
 mod apply;
 mod audit;
 mod hosts;
@@ -55,6 +56,18 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             command,
         } => hosts::ssh(&stack, &host, accept_new_host_key, &command, printer).await,
         Command::Power { state, stack, host } => hosts::power(&stack, &host, state, printer).await,
+        Command::Logs {
+            stack,
+            agent,
+            follow,
+            tail,
+        } => agents::logs(&stack, &agent, follow, tail, printer).await,
+        Command::Exec {
+            stack,
+            agent,
+            command,
+        } => agents::exec(&stack, &agent, &command, printer).await,
+        Command::Rotate { stack, agent } => agents::rotate(&stack, &agent, printer).await,
         Command::Image {
             action: ImageAction::Build { stack, output },
         } => image::build(&stack, output, printer).await,

@@ -299,7 +299,7 @@ fn image(file: &StackFile, agent: &Agent) -> String {
 }
 
 fn agent_resource(file: &StackFile, name: &str, agent: &Agent) -> Resource {
-    let mut r = Resource::new(Address::new(Kind::Agent, name))
+    let r = Resource::new(Address::new(Kind::Agent, name))
         // An agent's data lives on its host; moving it to another host starts it afresh there.
         .fixed_attr("host", agent.host.as_str())
         .attr("image", image(file, agent))
@@ -310,20 +310,17 @@ fn agent_resource(file: &StackFile, name: &str, agent: &Agent) -> Resource {
             "dashboard",
             json!({"enabled": agent.dashboard.enabled, "expose": agent.dashboard.expose}),
         );
-    if let Some(fallback) = &agent.fallback_model {
-        r = r.attr("fallback-model", model_attr(fallback));
-    }
-    if let Some(hostname) = &agent.hostname {
-        r = r.attr("hostname", hostname.as_str());
-    }
-    if agent.messaging != hermes_stack::wire::Messaging::default() {
-        r = r.attr("messaging", json!(agent.messaging));
-    }
-    if !agent.env.is_empty() {
-        r = r.attr("env", json!(agent.env));
-    }
-    if !agent.secrets.is_empty() {
-        r = r.attr("secrets", json!(agent.secrets));
-    }
-    r
+    // Every attribute is always written (null or empty when unset): the host records the
+    // attributes it applied, so a setting added later shows as a change.
+    r.attr(
+        "fallback-model",
+        agent
+            .fallback_model
+            .as_ref()
+            .map_or(Value::Null, model_attr),
+    )
+    .attr("hostname", json!(agent.hostname))
+    .attr("messaging", json!(agent.messaging))
+    .attr("env", json!(agent.env))
+    .attr("secrets", json!(agent.secrets))
 }

@@ -150,6 +150,8 @@ fi
 files_changed=""
 cmp -s "$stage/config.yaml.new" "$data/config.yaml" || files_changed=yes
 cmp -s "$stage/env.new" "$data/.env" || files_changed=yes
+# The container's own settings (limits, environment, ...) as last started.
+cmp -s "$stage/run.args" "/etc/hermes-infra/agents/$AGENT.args" || files_changed=yes
 
 # The reverse proxy's way to this agent (when the host has one).
 upstream() {
@@ -222,6 +224,7 @@ if ! args_of "$stage/run.args" "--ip=$agent_ip" >/dev/null 2>"$stage/run.err" ||
 fi
 [ -z "$had_previous" ] || docker rm -f "$previous" >/dev/null
 upstream
+install -m 600 "$stage/run.args" "/etc/hermes-infra/agents/$AGENT.args"
 install -m 600 "$stage/manifest.json" "/etc/hermes-infra/agents/$AGENT.json"
 audit "applied"
 add container

@@ -154,7 +154,14 @@ pub(crate) async fn apply(
             ..placement
         },
     );
-    let label_lines: Vec<String> = labels
+    // The agent's network and egress proxy: its ownership, with a role of their own (the
+    // agent role marks gateway containers only: facts and audit look for it).
+    let mut proxy_labels = labels.clone();
+    proxy_labels.insert(
+        hermes_core::labels::ROLE.to_owned(),
+        "egress-proxy".to_owned(),
+    );
+    let label_lines: Vec<String> = proxy_labels
         .iter()
         .map(|(k, v)| format!("--label={k}={v}"))
         .collect();
@@ -271,7 +278,7 @@ pub(crate) async fn remove(
          docker rm -f {container} {container}-previous {preflight} hermes-egress-{agent} \
          >/dev/null 2>&1 || true\n\
          docker network rm {network} >/dev/null 2>&1 || true\n\
-         rm -f {MANIFESTS}/{agent}.json\n\
+         rm -f {MANIFESTS}/{agent}.json {MANIFESTS}/{agent}.args\n\
          rm -rf /etc/hermes-infra/egress/{agent}\n",
         container = names.container,
         preflight = names.preflight,
@@ -292,6 +299,37 @@ pub(crate) async fn remove(
         "agent removed; its data directory is kept"
     );
     Ok(())
+}
+
+impl crate::SshHostProvider {
+    /// Gives agent `agent` on `host` a new API key (made on the host, never shown) and
+    /// restarts its gateway until it is healthy with it; the old key stops working.
+    pub async fn rotate_api_key(
+        &self,
+        agent: &str,
+        host: &str,
+        world: &BTreeMap<hermes_core::Address, ObservedResource>,
+        who: &str,
+    ) -> Result<(), ProviderError> {
+        let settings = [
+            ("AGENT", agent.to_owned()),
+            ("AUDIT_WHO", who.replace(['"', '\n'], "")),
+        ];
+        let remote = self.inner.remote(host, world).await?;
+        let output = remote
+            .run(
+                &format!("rotate {agent}"),
+                &as_root(&with_settings(&settings, scripts::ROTATE)),
+                &[],
+            )
+            .await
+            .map_err(|e| ProviderError::Transient(e.to_string()))?;
+        if output.status == 0 {
+            Ok(())
+        } else {
+            Err(fail(agent, host, tail(&output.stderr)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ pub(crate) const CONFIRM: &str = include_str!("../assets/confirm.sh");
 pub(crate) const REVERT: &str = include_str!("../assets/revert.sh");
 /// One agent: networks, egress proxy, data directory, health-gated container.
 pub(crate) const AGENT: &str = include_str!("../assets/agent.sh");
+/// A new API key for one agent.
+pub(crate) const ROTATE: &str = include_str!("../assets/rotate.sh");
 
 /// `value` as one single-quoted shell word.
 pub(crate) fn quote(value: &str) -> String {
@@ -55,7 +57,7 @@ mod tests {
 
     #[test]
     fn every_script_is_valid_sh() {
-        for script in [FACTS, PHASE, CONFIRM, REVERT, AGENT] {
+        for script in [FACTS, PHASE, CONFIRM, REVERT, AGENT, ROTATE] {
             let status = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .status()
