@@ -176,10 +176,11 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(first[0]["id"], agent_id.as_str());
     for image in &first {
-        assert_eq!(image["sent"], true, "{image}");
-        let bytes = image["bytes"].as_u64().unwrap();
+        let sent = &image["sent"];
+        let bytes = sent["bytes"].as_u64().unwrap_or_default();
+        assert!(bytes > 0, "sent: {image}");
         assert_eq!(
-            image["chunks"].as_u64().unwrap(),
+            sent["chunks"].as_u64().unwrap(),
             bytes.div_ceil(16 << 20),
             "16 MiB a round trip: {image}"
         );
@@ -197,10 +198,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
         "{on_host:?}"
     );
     for image in &push("second push") {
-        assert_eq!(
-            (&image["sent"], &image["bytes"]),
-            (&Value::Bool(false), &Value::from(0))
-        );
+        assert!(image["sent"].is_null(), "nothing sent: {image}");
     }
 
     // The agents and the proxy.

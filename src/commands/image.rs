@@ -18,12 +18,13 @@ use serde_json::json;
 use hermes_core::{Address, Kind, ObservedResource};
 use hermes_provider_local::Docker;
 use hermes_provider_local::image::ImageRecipe;
-use hermes_provider_ssh::ImageTransfer;
+use hermes_provider_ssh::{HostImage, ImageSource as _};
 use hermes_stack::LoadedStack;
 use hermes_stack::wire::Image;
 
 use crate::Outcome;
 use crate::cli::{OutputFormat, StackArgs};
+use crate::local_images::LocalImages;
 use crate::output::Printer;
 use crate::wiring;
 
@@ -149,21 +150,10 @@ fn agent_tag(image: &Image) -> String {
     )
 }
 
-/// One image on one host after a push.
-#[derive(Debug, Serialize)]
-struct Pushed {
-    tag: String,
-    id: String,
-    /// Sent in this run (false: the host had it).
-    sent: bool,
-    #[serde(flatten)]
-    transfer: ImageTransfer,
-}
-
 /// One host after a push.
 #[derive(Debug, Serialize)]
 struct HostPush {
-    images: Vec<Pushed>,
+    images: Vec<HostImage>,
     seconds: f64,
 }
 
@@ -183,23 +173,15 @@ pub(crate) async fn push(
     if let Some(upstream) = &loaded.file.image.upstream {
         bail!("{stack}: `image.upstream` names `{upstream}`, which hosts pull from its registry");
     }
-    let docker = Docker::new("docker", DOCKER_TIMEOUT);
-    let mut images = Vec::new();
-    for tag in [
+    let references = vec![
         agent_tag(&loaded.file.image),
         ImageRecipe::egress_proxy().tag(),
-    ] {
-        let id = docker
-            .run(["image", "inspect", "--format", "{{.Id}}", tag.as_str()])
-            .await
-            .map(|out| out.trim().to_owned())
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "`{tag}` is not on this machine's Docker engine; build it first with \
-                     `hermes-infra image build {stack}`"
-                )
-            })?;
-        images.push((tag, id));
+    ];
+    let source = Arc::new(LocalImages::new(printer));
+    for reference in &references {
+        source.id(reference).await.with_context(|| {
+            format!("`image push` sends what `hermes-infra image build {stack}` made")
+        })?;
     }
     let ssh = wired
         .hosts
@@ -214,15 +196,15 @@ pub(crate) async fn push(
             .map(|o| (o.address.clone(), o))
             .collect(),
     );
-    let targets: BTreeSet<&str> = loaded
+    let targets: BTreeSet<String> = loaded
         .file
         .agents
         .values()
-        .map(|a| a.host.as_str())
+        .map(|a| a.host.clone())
         .collect();
     for host in &targets {
         let state = world
-            .get(&Address::new(Kind::Host, *host))
+            .get(&Address::new(Kind::Host, host))
             .and_then(|o| o.attrs.get("state"))
             .and_then(|v| v.as_str());
         if state != Some("running") {
@@ -232,67 +214,24 @@ pub(crate) async fn push(
             );
         }
     }
-    let ids: Vec<String> = images.iter().map(|(_, id)| id.clone()).collect();
-    let mut present = BTreeMap::new();
-    for host in &targets {
-        let have = ssh
-            .images_present(host, &world, &ids)
-            .await
-            .with_context(|| format!("asking host `{host}` for its images"))?;
-        present.insert((*host).to_owned(), have);
-    }
-    // Each image a host lacks is compressed once, then sent to every host lacking it.
-    let scratch = tempfile::Builder::new()
-        .prefix("hermes-infra-push-")
-        .tempdir()
-        .context("creating a scratch directory for the image transfer")?;
-    let mut archives = BTreeMap::new();
-    for (i, (tag, _)) in images.iter().enumerate() {
-        if present.values().any(|have| !have[i]) {
-            let path = scratch.path().join(format!("{i}.tar.gz"));
-            let started = Instant::now();
-            let bytes = docker
-                .save_compressed(tag, &path)
-                .await
-                .with_context(|| format!("saving {tag}"))?;
-            printer.err(&format!(
-                "  image: {tag} compressed to {bytes} bytes in {:.1}s\n",
-                started.elapsed().as_secs_f64()
-            ));
-            archives.insert(i, path);
-        }
-    }
-    let images = Arc::new(images);
-    let archives = Arc::new(archives);
+    // Hosts in parallel; each image is compressed once, for the first host that lacks it.
+    let references = Arc::new(references);
     let mut tasks = tokio::task::JoinSet::new();
-    for (host, have) in present {
-        let (ssh, world, images, archives) = (
+    for host in targets {
+        let (ssh, world, source, references) = (
             ssh.clone(),
             Arc::clone(&world),
-            Arc::clone(&images),
-            Arc::clone(&archives),
+            Arc::clone(&source),
+            Arc::clone(&references),
         );
         tasks.spawn(async move {
             let started = Instant::now();
-            let mut pushed = Vec::new();
-            for (i, (tag, id)) in images.iter().enumerate() {
-                let mut transfer = ImageTransfer::default();
-                if !have[i] {
-                    printer.err(&format!("  image: sending {tag} to {host}\n"));
-                    transfer = ssh
-                        .send_image(&host, &world, &archives[&i], id, std::slice::from_ref(tag))
-                        .await
-                        .with_context(|| format!("sending {tag} to host `{host}`"))?;
-                }
-                pushed.push(Pushed {
-                    tag: tag.clone(),
-                    id: id.clone(),
-                    sent: !have[i],
-                    transfer,
-                });
-            }
+            let images = ssh
+                .ensure_images(&host, &world, source.as_ref(), &references)
+                .await
+                .with_context(|| format!("sending the images to host `{host}`"))?;
             let report = HostPush {
-                images: pushed,
+                images,
                 seconds: started.elapsed().as_secs_f64(),
             };
             anyhow::Ok((host, report))
@@ -309,14 +248,13 @@ pub(crate) async fn push(
             let mut text = format!("{scope}: images on {} host(s)\n", hosts.len());
             for (host, report) in &hosts {
                 for image in &report.images {
-                    let _ = if image.sent {
-                        writeln!(
+                    let _ = match &image.sent {
+                        Some(sent) => writeln!(
                             text,
                             "  {host}: {} sent ({} bytes in {} chunks)",
-                            image.tag, image.transfer.bytes, image.transfer.chunks
-                        )
-                    } else {
-                        writeln!(text, "  {host}: {} already there", image.tag)
+                            image.reference, sent.bytes, sent.chunks
+                        ),
+                        None => writeln!(text, "  {host}: {} already there", image.reference),
                     };
                 }
             }

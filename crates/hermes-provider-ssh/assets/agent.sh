@@ -3,7 +3,8 @@
 # in the run arguments that stands for the id IMAGE names here), EGRESS_IMAGE, AUDIT_WHO,
 # AUDIT_PLAN, HEALTHY_WITHIN (seconds).
 # Reads a tar stream on stdin: config.yaml, env (the agent's .env without its API key: every
-# other secret), tinyproxy.conf, filter, run.args and preflight.args (one `docker` argument a
+# other secret), preflight.env (the same without the messaging bridges' tokens: a trial run
+# must not poll a bot beside the running agent), tinyproxy.conf, filter, run.args and preflight.args (one `docker` argument a
 # line; the preflight's data is /var/lib/hermes-infra/preflight/$AGENT/data), labels
 # (`--label=K=V` lines for the networks and the proxy), manifest.json.
 # The agent's API key lives here and only here: kept across applies, made on first deploy.
@@ -182,7 +183,8 @@ install -d -o root -g root -m 700 "$state/preflight"
 install -d -o root -g root -m 755 "$scratch"
 install -d -o 10000 -g 10000 -m 700 "$scratch/data"
 install -o 10000 -g 10000 -m 640 "$stage/config.yaml" "$scratch/data/config.yaml"
-install -o 10000 -g 10000 -m 600 "$stage/env.new" "$scratch/data/.env"
+{ cat "$stage/preflight.env"; printf "API_SERVER_KEY='%s'\n" "$key"; } >"$stage/preflight.env.new"
+install -o 10000 -g 10000 -m 600 "$stage/preflight.env.new" "$scratch/data/.env"
 docker rm -f "$preflight" >/dev/null 2>&1 || true
 if ! args_of "$stage/preflight.args" >/dev/null 2>"$stage/run.err" ||
     ! healthy_within "$preflight" "$HEALTHY_WITHIN"; then

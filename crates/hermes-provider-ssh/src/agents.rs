@@ -95,20 +95,6 @@ fn lines(args: &[String]) -> Result<String, String> {
     Ok(text)
 }
 
-/// The tar stream `assets/agent.sh` reads.
-fn payload(files: &[(&str, &[u8])]) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o600);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, *bytes)?;
-    }
-    builder.into_inner()
-}
-
 /// What the agent script reports.
 #[derive(Debug, Deserialize)]
 struct AgentOutcome {
@@ -129,6 +115,14 @@ pub(crate) async fn apply(
     let config = hermes_render::agent_config(agent, &spec).map_err(|e| fail(agent, host, e))?;
     let env =
         hermes_render::agent_env_file(agent, &spec, &secrets).map_err(|e| fail(agent, host, e))?;
+    // The trial run in a scratch home gets no messaging bridge: a second poller of the same
+    // bot beside the running agent would make both fail (one poller per bot token).
+    let trial = AgentSpec {
+        messaging: hermes_render::MessagingSpec::default(),
+        ..spec.clone()
+    };
+    let trial_env =
+        hermes_render::agent_env_file(agent, &trial, &secrets).map_err(|e| fail(agent, host, e))?;
     let egress =
         hermes_render::egress_proxy_files(agent, &spec).map_err(|e| fail(agent, host, e))?;
     let names = Names::of(agent);
@@ -175,9 +169,10 @@ pub(crate) async fn apply(
     let run_text = lines(&run_args).map_err(|e| fail(agent, host, e))?;
     let preflight_text = lines(&preflight_args).map_err(|e| fail(agent, host, e))?;
     let label_text = lines(&label_lines).map_err(|e| fail(agent, host, e))?;
-    let payload = payload(&[
+    let payload = crate::payload::of_files(&[
         ("config.yaml", config.as_bytes()),
         ("env", env.expose().as_bytes()),
+        ("preflight.env", trial_env.expose().as_bytes()),
         ("tinyproxy.conf", egress.config.as_bytes()),
         ("filter", egress.filter.as_bytes()),
         ("run.args", run_text.as_bytes()),
@@ -199,10 +194,14 @@ pub(crate) async fn apply(
     let script = as_root(&with_settings(&settings, scripts::AGENT));
     if let Some(source) = &inner.images {
         let references = [spec.image.clone(), inner.settings.egress_image.clone()];
-        let sent = inner
+        let sent: Vec<String> = inner
             .ensure_images(host, &ctx.world, source.as_ref(), &references)
             .await
-            .map_err(|e| fail(agent, host, e))?;
+            .map_err(|e| fail(agent, host, e))?
+            .into_iter()
+            .filter(|image| image.sent.is_some())
+            .map(|image| image.reference)
+            .collect();
         if !sent.is_empty() {
             inner.report(host, |r| {
                 r.changed

@@ -1,7 +1,8 @@
 //! Images to hosts without a registry: which of a set of images a host has (one round trip),
-//! and sending one as a compressed `docker save` stream over the run's SSH connection, in
-//! chunks of [`IMAGE_CHUNK`] (one exec round trip each; memory bounded by one chunk), into a
-//! root-only file that `docker load` reads and that is removed afterwards.
+//! and sending each it lacks as a compressed `docker save` stream from an [`ImageSource`] over
+//! the run's SSH connection, in chunks of [`IMAGE_CHUNK`] (one exec round trip each; memory
+//! bounded by one chunk), into a root-only file that `docker load` reads and that is removed
+//! afterwards.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -179,15 +180,15 @@ impl Inner {
 
 impl Inner {
     /// Makes sure `host` has the images `references` name here (asked in one round trip),
-    /// sending those it lacks from `source`; returns the references sent. One transfer per
-    /// host at a time: agents deployed at once on one host send each image once.
+    /// sending those it lacks from `source`. One transfer per host at a time: agents deployed
+    /// at once on one host send each image once.
     pub(crate) async fn ensure_images(
         &self,
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,
         source: &dyn ImageSource,
         references: &[String],
-    ) -> Result<Vec<String>, ProviderError> {
+    ) -> Result<Vec<HostImage>, ProviderError> {
         let slot = self.slot(host);
         let _one_at_a_time = slot.images.lock().await;
         let mut ids = Vec::new();
@@ -195,44 +196,51 @@ impl Inner {
             ids.push(source.id(reference).await?);
         }
         let present = self.images_present(host, world, &ids).await?;
-        let mut sent = Vec::new();
-        for ((reference, id), have) in references.iter().zip(&ids).zip(present) {
-            if have {
-                continue;
-            }
-            let archive = source.archive(reference).await?;
-            self.send_image(host, world, &archive, id, std::slice::from_ref(reference))
-                .await?;
-            sent.push(reference.clone());
+        let mut images = Vec::new();
+        for ((reference, id), have) in references.iter().zip(ids).zip(present) {
+            let sent = if have {
+                None
+            } else {
+                let archive = source.archive(reference).await?;
+                Some(
+                    self.send_image(host, world, &archive, &id, std::slice::from_ref(reference))
+                        .await?,
+                )
+            };
+            images.push(HostImage {
+                reference: reference.clone(),
+                id,
+                sent,
+            });
         }
-        Ok(sent)
+        Ok(images)
     }
 }
 
-impl SshHostProvider {
-    /// Which of `ids` (`sha256:...` image ids) `host`'s Docker engine has, in order; one round
-    /// trip.
-    pub async fn images_present(
-        &self,
-        host: &str,
-        world: &BTreeMap<Address, ObservedResource>,
-        ids: &[String],
-    ) -> Result<Vec<bool>, ProviderError> {
-        self.inner.images_present(host, world, ids).await
-    }
+/// One image on one host after [`SshHostProvider::ensure_images`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HostImage {
+    /// The reference (tag) it was asked for, and now carries on the host.
+    pub reference: String,
+    /// Its id.
+    pub id: String,
+    /// What sending it took; `None` when the host had it.
+    pub sent: Option<ImageTransfer>,
+}
 
-    /// Sends `archive` (a gzip-compressed `docker save` of image `id`) to `host`, loads it into
-    /// its Docker engine, checks that `id` is there, and tags it `tags`. The transfer file is
-    /// root-only and removed afterwards, also when the load fails.
-    pub async fn send_image(
+impl SshHostProvider {
+    /// Makes sure `host` has the images `references` name on this machine (one round trip to
+    /// ask), sending those it lacks from `source`.
+    pub async fn ensure_images(
         &self,
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,
-        archive: &Path,
-        id: &str,
-        tags: &[String],
-    ) -> Result<ImageTransfer, ProviderError> {
-        self.inner.send_image(host, world, archive, id, tags).await
+        source: &dyn ImageSource,
+        references: &[String],
+    ) -> Result<Vec<HostImage>, ProviderError> {
+        self.inner
+            .ensure_images(host, world, source, references)
+            .await
     }
 }
 

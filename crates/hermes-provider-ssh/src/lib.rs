@@ -41,7 +41,7 @@ use hermes_render::Phase;
 
 use crate::connections::Inner;
 
-pub use images::{IMAGE_CHUNK, ImageSource, ImageTransfer};
+pub use images::{HostImage, IMAGE_CHUNK, ImageSource, ImageTransfer};
 
 /// Default number of hosts observed at once.
 pub const DEFAULT_CONCURRENCY: usize = 32;

@@ -1,4 +1,5 @@
-//! The tar stream a phase script reads: the rendered files, their list, and the manifest.
+//! The tar streams scripts on hosts read: a phase's rendered files, their list and manifest
+//! ([`build`]), and any set of files ([`of_files`]).
 
 use std::fmt::Write as _;
 
@@ -34,11 +35,25 @@ pub(crate) fn build(rendered: &Rendered, manifest: &Manifest) -> std::io::Result
     builder.into_inner()
 }
 
-fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// Adds a root-only file at `path` to a payload.
+pub(crate) fn append(
+    builder: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
     header.set_mode(0o600);
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
     builder.append_data(&mut header, path, bytes)
+}
+
+/// A payload of `files` (path in the stream, content).
+pub(crate) fn of_files(files: &[(&str, &[u8])]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        append(&mut builder, path, bytes)?;
+    }
+    builder.into_inner()
 }
