@@ -1,6 +1,9 @@
 //! A canary secret, given to the binary the way an operator would (environment variables and a
 //! secret file), appears in no output, no JSON, no saved plan, no state file and no log, even
-//! at the most verbose level. (The engine's own tests cover a provider resolving the value.)
+//! at the most verbose level. (The engine's own tests cover a provider resolving the value, and
+//! `tests/agent_deploy.rs` an agent deployed with one.) The apply creates the host only: the
+//! stack's agents would be allowed to reach api.openai.com and api.telegram.org, and tests
+//! contact nothing outside this machine.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -16,6 +19,7 @@ const CANARY: &str = "canary-sk-5b1e0c7d9f2a4e68";
 fn a_canary_secret_leaks_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let name = unique("canary");
+    let _cleanup = hermes_testbed::LocalStackGuard::new(&name);
     std::fs::write(dir.path().join("tg.token"), format!("{CANARY}\n")).unwrap();
     let stack = dir.path().join("stack.toml");
     std::fs::write(
@@ -42,8 +46,9 @@ secrets = {{ EXTRA_TOKEN = "env:CANARY_EXTRA" }}
         vec!["-vvv", "validate", s, "--output", "json"],
         vec!["-vvv", "plan", s],
         vec!["-vvv", "plan", s, "--output", "json", "--out", p],
-        vec!["-vvv", "apply", p],
-        vec!["-vvv", "apply", s, "--yes", "--output", "json"],
+        vec![
+            "-vvv", "apply", s, "--yes", "--output", "json", "--target", "host",
+        ],
     ];
     let mut seen = 0;
     for args in runs {
@@ -53,6 +58,7 @@ secrets = {{ EXTRA_TOKEN = "env:CANARY_EXTRA" }}
             .env("HERMES_INFRA_LOG", "trace")
             .run();
         seen += out.stdout.len() + out.stderr.len();
+        assert_eq!(out.code, 0, "{args:?} failed");
         assert!(
             !out.stdout.contains(CANARY),
             "{args:?} printed the canary on stdout"
