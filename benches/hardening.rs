@@ -29,21 +29,17 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hermes_testbed::{Latency, LocalStackGuard, StackDir, TestNetwork, Testbed, run_binary};
-use serde_json::Value;
+mod support;
 
-/// Creating hosts (30 take a minute or two; the first may build the host image).
-const CREATE_TIMEOUT: Duration = Duration::from_mins(20);
+use hermes_testbed::{Latency, TestNetwork, Testbed};
+use serde_json::Value;
+use support::{SHORT_TIMEOUT, Stack, done, load, uptime};
+
 /// A cold hardening (30 hosts of dpkg work on two cores, a cold apt cache).
 const HARDEN_TIMEOUT: Duration = Duration::from_mins(40);
-/// A no-op apply, status, destroy.
-const SHORT_TIMEOUT: Duration = Duration::from_mins(5);
-/// Attempts at creating hosts (a loaded machine can miss the provider's boot timeout).
-const CREATE_ATTEMPTS: u32 = 3;
 /// Hosts created and hardened at once when growing the stack.
 const GROW_STEP: u32 = 10;
 /// No-op runs per case.
@@ -57,152 +53,9 @@ const TARGET: Duration = Duration::from_millis(1500);
 /// The shared apt cache container of the local provider.
 const APT_CACHE: &str = "hermes-infra-apt-cache";
 
-/// One local stack of `node-1..node-N` container hosts in a temporary directory.
-struct Stack {
-    dir: StackDir,
-    guard: LocalStackGuard,
-}
-
-impl Stack {
-    fn new(prefix: &str, count: u32) -> Self {
-        let dir = StackDir::new(prefix).unwrap();
-        let guard = dir.guard();
-        let stack = Self { dir, guard };
-        stack.set_count(count);
-        stack
-    }
-
-    fn set_count(&self, count: u32) {
-        self.dir
-            .write_stack(&format!(
-                "version = 1\nname = \"{{{{stack}}}}\"\nenvironments = [\"dev\"]\n\
-                 [provider.local]\nhost-kind = \"container\"\n[hosts.node]\ncount = {count}\n"
-            ))
-            .unwrap();
-    }
-
-    /// `hermes-infra VERB STACK ARGS...`: wall time and the output, whatever the exit code.
-    fn try_run(&self, verb: &str, args: &[&str], timeout: Duration) -> (Duration, Output) {
-        let path = self.dir.stack_path();
-        let mut full = vec![verb, path.to_str().unwrap()];
-        full.extend_from_slice(args);
-        let started = Instant::now();
-        let out = run_binary(
-            Path::new(env!("CARGO_BIN_EXE_hermes-infra")),
-            &full,
-            &[("NO_COLOR", "1")],
-            timeout,
-        )
-        .unwrap();
-        (started.elapsed(), out)
-    }
-
-    /// `hermes-infra VERB STACK ARGS...`: wall time and standard output; panics on failure.
-    fn run(&self, verb: &str, args: &[&str], timeout: Duration) -> (Duration, String) {
-        let (elapsed, out) = self.try_run(verb, args, timeout);
-        assert!(
-            out.status.success(),
-            "hermes-infra {verb} {args:?} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (elapsed, String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// `apply --target host --yes` (sets `count` first), retried up to [`CREATE_ATTEMPTS`]
-    /// times when hosts did not finish booting in time (on a loaded machine): the total time.
-    fn create(&self, count: u32) -> Duration {
-        self.set_count(count);
-        let mut total = Duration::ZERO;
-        for attempt in 1..=CREATE_ATTEMPTS {
-            let (elapsed, out) = self.try_run(
-                "apply",
-                &["--yes", "--output", "json", "--target", "host"],
-                CREATE_TIMEOUT,
-            );
-            total += elapsed;
-            if out.status.success() {
-                return total;
-            }
-            let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            let failed: Vec<&str> = report["failed"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["address"].as_str())
-                .collect();
-            assert!(
-                attempt < CREATE_ATTEMPTS && !failed.is_empty(),
-                "creating {count} hosts failed ({}):\n{}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            println!(
-                "  note: creating hosts, attempt {attempt} of {CREATE_ATTEMPTS}: {} failed \
-                 (load {}); first error: {}; destroying them and retrying",
-                failed.len(),
-                load(),
-                report["failed"][0]["error"].as_str().unwrap_or("?")
-            );
-            // A host that missed the boot timeout stays and counts as created on the next
-            // apply, with sshd never up (seen here): remove it so that it is created anew.
-            let mut args = vec!["--yes", "--allow-destroy"];
-            for address in &failed {
-                args.extend(["--target", address]);
-            }
-            self.run("destroy", &args, SHORT_TIMEOUT);
-        }
-        unreachable!("the last attempt returns or panics")
-    }
-
-    /// `apply --yes --output json ARGS`: wall time and the JSON report.
-    fn apply(&self, args: &[&str], timeout: Duration) -> (Duration, Value) {
-        let mut all = vec!["--yes", "--output", "json"];
-        all.extend_from_slice(args);
-        let (elapsed, stdout) = self.run("apply", &all, timeout);
-        let report = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("apply printed no JSON ({e}):\n{stdout}"));
-        (elapsed, report)
-    }
-
-    fn network(&self) -> String {
-        format!("hermes-{}-dev", self.dir.stack_name())
-    }
-
-    /// `host`'s SSH endpoint on the stack's network, from `status --output json`.
-    fn ssh_endpoint(&self, host: &str) -> SocketAddr {
-        let (_, stdout) = self.run("status", &["--output", "json"], SHORT_TIMEOUT);
-        let status: Value = serde_json::from_str(&stdout).unwrap();
-        let address = status["hosts"]
-            .as_array()
-            .and_then(|hosts| hosts.iter().find(|h| h["host"] == host))
-            .and_then(|h| h["address"].as_str())
-            .unwrap_or_else(|| panic!("host {host} has no address: {status}"));
-        SocketAddr::new(address.parse().unwrap(), 22)
-    }
-
-    /// `destroy --yes`, then the guard's removal of anything left.
-    fn destroy(self) -> Duration {
-        let (elapsed, _) = self.run("destroy", &["--yes"], SHORT_TIMEOUT);
-        let left = self.guard.clean().unwrap();
-        assert!(
-            left.containers.is_empty(),
-            "destroy left containers: {left:?}"
-        );
-        elapsed
-    }
-}
-
-/// The addresses in a report's `done` list.
-fn done(report: &Value) -> Vec<String> {
-    report["done"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["address"].as_str().unwrap().to_owned())
-        .collect()
+/// The stack file of `count` container hosts and nothing else.
+fn hosts_only(count: u32) -> String {
+    format!("[provider.local]\nhost-kind = \"container\"\n[hosts.node]\ncount = {count}\n")
 }
 
 /// Asserts that the apply hardened and installed Docker on `node-{from..=to}`.
@@ -214,22 +67,6 @@ fn assert_hardened(report: &Value, from: u32, to: u32) {
             assert!(done.contains(&address), "{address} not done: {report}");
         }
     }
-}
-
-/// `uptime`, trimmed.
-fn uptime() -> String {
-    Command::new("uptime").output().map_or_else(
-        |e| format!("(uptime: {e})"),
-        |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-    )
-}
-
-/// The 1-minute load average.
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// MiB in the apt cache's volume, `None` when the cache is not running.
@@ -464,7 +301,7 @@ fn main() {
     let mut cold = Vec::new();
     let mut ten = None;
     for count in [1_u32, 10] {
-        let stack = Stack::new(&format!("bench-harden{count}"), count);
+        let stack = Stack::new(&format!("bench-harden{count}"), count, hosts_only);
         let created = stack.create(count);
         println!(
             "  {count} host(s) created with --target host in {:.1} s (not timed below)",

@@ -185,6 +185,27 @@ pub(crate) enum Command {
         /// The agent's name.
         agent: String,
     },
+    /// Open an agent's web dashboard on this machine (127.0.0.1), over SSH; Ctrl-C closes it.
+    Tunnel {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The agent's name.
+        agent: String,
+        /// The local port (0: any free port, printed).
+        #[arg(long, default_value_t = 9119)]
+        port: u16,
+    },
+    /// Run an agent on the image it ran before (recorded in the state), health-gated.
+    ///
+    /// Only the image changes; the next apply returns to the stack's image.
+    Rollback {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The agent's name.
+        agent: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Build or move the Hermes Agent image.
     Image {
         #[command(subcommand)]

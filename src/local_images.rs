@@ -37,16 +37,35 @@ impl LocalImages {
 #[async_trait]
 impl ImageSource for LocalImages {
     async fn id(&self, reference: &str) -> Result<String, ProviderError> {
-        self.docker
-            .run(["image", "inspect", "--format", "{{.Id}}", reference])
-            .await
-            .map(|out| out.trim().to_owned())
-            .map_err(|_| {
-                ProviderError::Other(format!(
-                    "`{reference}` is not on this machine's Docker engine; build it with \
-                     `hermes-infra image build STACK`"
-                ))
-            })
+        let inspect = |name: &str| {
+            let name = name.to_owned();
+            async move {
+                self.docker
+                    .run(["image", "inspect", "--format", "{{.Id}}", name.as_str()])
+                    .await
+                    .map(|out| out.trim().to_owned())
+            }
+        };
+        if let Ok(id) = inspect(reference).await {
+            return Ok(id);
+        }
+        // A digest pin on an image that never went through a registry (built here, sent over
+        // SSH) names the image's id.
+        if let Some((_, digest)) = reference.split_once('@')
+            && let Ok(id) = inspect(digest).await
+        {
+            return Ok(id);
+        }
+        Err(ProviderError::Other(format!(
+            "`{reference}` is not on this machine's Docker engine; `hermes-infra image build \
+             STACK` makes the stack's own image, and an upstream image must be pulled or loaded \
+             here first{}",
+            if reference.contains('@') {
+                " (a digest pin names an image id as `image build` prints it)"
+            } else {
+                ""
+            }
+        )))
     }
 
     async fn archive(&self, reference: &str) -> Result<PathBuf, ProviderError> {

@@ -11,34 +11,41 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod agents;
 mod hardening;
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hardening::{SHORT_TIMEOUT, Stack};
-use hermes_testbed::{FakeLlmOptions, ForbiddenOptions, TestNetwork, Testbed};
+use agents::{Proxy, addresses};
+use hardening::{APPLY_TIMEOUT, SHORT_TIMEOUT, Stack};
+use hermes_testbed::{ForbiddenOptions, Testbed};
 use serde_json::Value;
 
 const BUILD_TIMEOUT: Duration = Duration::from_mins(20);
+/// An audit runs Lynis on the host besides the agents' checks.
+const AUDIT_TIMEOUT: Duration = Duration::from_mins(10);
 const CANARY: &str = "canary-crm-5b1e0c7d";
 const ANSWER: &str = "Hello from the fake LLM, to the deployed agent.";
 const ACME: &str = "acme.hermes.localhost";
 const GLOBEX: &str = "globex.hermes.localhost";
 
 /// The stack: host `h`, agent acme (with `acme_env` as its environment), and globex when
-/// `with_globex`; the agents' image is `hermes-agent:<tag>` (the default tag is the Hermes
-/// version).
-fn body(tag: Option<&str>, with_globex: bool, acme_env: &str) -> String {
+/// `with_globex`; `image` is the body of its `[image]` table (empty: the image `image build`
+/// makes, tagged with the Hermes version).
+fn body(image: &str, with_globex: bool, acme_env: &str) -> String {
     let model = r#"{ provider = "custom", model = "fake-gpt", base-url = "http://fake-llm.hermes.test:8080/v1" }"#;
     let globex = if with_globex {
         format!("[agents.globex]\nhost = \"h\"\nhostname = \"{GLOBEX}\"\nmodel = {model}\n")
     } else {
         String::new()
     };
-    let image = tag.map_or_else(String::new, |t| format!("[image]\ntag = \"{t}\"\n"));
+    let image = if image.is_empty() {
+        String::new()
+    } else {
+        format!("[image]\n{image}\n")
+    };
     format!(
         r#"environments = ["dev"]
 [provider.local]
@@ -51,23 +58,99 @@ host = "h"
 hostname = "{ACME}"
 model = {model}
 limits = {{ memory = "1g", cpus = 1.0, pids = 256 }}
+dashboard = {{ enabled = true }}
 secrets = {{ CRM_TOKEN = "file:crm.txt" }}
 env = {{ {acme_env} }}
 {globex}"#
     )
 }
 
-fn addresses(report: &Value, key: &str) -> Vec<String> {
-    let mut found: Vec<String> = report[key]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|d| d["address"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found
+/// An image made on this machine's engine for one test (removed with it).
+struct LocalImage {
+    id: String,
+    tag: String,
+}
+
+impl LocalImage {
+    /// `base` with one Dockerfile instruction more (`change`), under a new id.
+    fn derived_from(base: &str, change: &str) -> Self {
+        let n = std::process::id();
+        let hex = hermes_core::digest::of_json(&change);
+        let tag = format!("hermes-infra-test/agent:{n}-{}", &hex[7..19]);
+        let name = format!("hermes-infra-test-commit-{n}");
+        let docker = |args: &[&str]| {
+            let out = Command::new("docker").args(args).output().unwrap();
+            assert!(out.status.success(), "docker {args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        docker(&["create", "--name", &name, base]);
+        docker(&["commit", "--change", change, &name, &tag]);
+        docker(&["rm", &name]);
+        let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+        Self { id, tag }
+    }
+}
+
+impl Drop for LocalImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["image", "rm", &self.tag])
+            .output();
+    }
+}
+
+/// `hermes-infra tunnel STACK AGENT` running on a free local port (stopped on drop).
+struct Tunnel {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Tunnel {
+    fn open(stack: &Stack, agent: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_hermes-infra"))
+            .args(["tunnel", stack.path().to_str().unwrap(), agent, "--port"])
+            .arg(port.to_string())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port }
+    }
+
+    /// `GET path` through the tunnel: the HTTP status and the body. Tries 30 times, a second
+    /// apart, while the tunnel starts.
+    fn get(&self, path: &str) -> (String, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let mut last = String::new();
+        for _ in 0..30 {
+            let out = Command::new("curl")
+                .args(["-s", "--max-time", "10", "-w", "\n%{http_code}", &url])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if let Some((body, status)) = text.rsplit_once('\n')
+                && status != "000"
+            {
+                return (status.to_owned(), body.to_owned());
+            }
+            last = text;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!("the tunnel never answered {url}: {last}");
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn binary(args: &[&str], timeout: Duration) -> Value {
@@ -82,54 +165,9 @@ fn binary(args: &[&str], timeout: Duration) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// What a chat completion through the host's reverse proxy got: curl's exit code, the HTTP
-/// status, the body. `key` goes in a header file, `ca` is the host's local CA.
-struct Proxy<'a> {
-    address: String,
-    ca: &'a Path,
-    scratch: &'a Path,
-}
-
-impl Proxy<'_> {
-    fn chat(&self, hostname: &str, key: Option<&str>) -> (i32, String, String) {
-        let headers = self.scratch.join("headers");
-        let mut lines = "Content-Type: application/json\n".to_owned();
-        if let Some(key) = key {
-            let _ = writeln!(lines, "Authorization: Bearer {key}");
-        }
-        std::fs::write(&headers, lines).unwrap();
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "120",
-                "--resolve",
-                &format!("{hostname}:443:{}", self.address),
-                "--cacert",
-                self.ca.to_str().unwrap(),
-                "-H",
-                &format!("@{}", headers.display()),
-                "-w",
-                "\n%{http_code}",
-                "-d",
-                r#"{"model":"agent","messages":[{"role":"user","content":"hi"}]}"#,
-                &format!("https://{hostname}/v1/chat/completions"),
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-        (
-            out.status.code().unwrap_or(-1),
-            status.to_owned(),
-            body.to_owned(),
-        )
-    }
-}
-
 #[test]
 fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_keeps_serving() {
-    let stack = Stack::new("agent-deploy", &body(None, true, ""));
+    let stack = Stack::new("agent-deploy", &body("", true, ""));
     stack.dir.write("crm.txt", &format!("{CANARY}\n")).unwrap();
     stack.apply(&["--target", "docker-engine"]).ok();
 
@@ -137,19 +175,8 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let testbed = Testbed::new();
     let (_llm, forbidden) = runtime.block_on(async {
-        let network = TestNetwork::existing(&testbed, &stack.network())
-            .await
-            .unwrap();
-        let llm = testbed
-            .fake_llm(
-                &network,
-                FakeLlmOptions {
-                    answer: ANSWER.to_owned(),
-                    ..FakeLlmOptions::default()
-                },
-            )
-            .await
-            .unwrap();
+        let network = agents::network_of(&testbed, &stack).await;
+        let llm = agents::fake_llm(&testbed, &network, ANSWER).await;
         let forbidden = testbed
             .forbidden(&network, ForbiddenOptions::default())
             .await
@@ -220,35 +247,44 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
         assert_eq!(agent["health"], "healthy", "{status}");
     }
 
+    // `audit`: each agent container passes CIS Docker section 5 with no warning.
+    let audited = hardening::audit(&stack, "h", "shared", AUDIT_TIMEOUT);
+    let agents = audited["hosts"]["h"]["agents"].as_object().unwrap();
+    assert_eq!(
+        agents.keys().collect::<Vec<_>>(),
+        ["acme", "globex"],
+        "{audited:#}"
+    );
+    for (agent, checks) in agents {
+        assert_eq!(
+            checks["warnings"],
+            serde_json::json!([]),
+            "{agent}: {checks:#}"
+        );
+        assert!(
+            checks["checks"].as_u64().unwrap() >= 25,
+            "{agent}: {checks:#}"
+        );
+        // Only AppArmor's check may not apply (this machine's kernel has it off); the
+        // process list (5.7) was read.
+        for skipped in checks["not_applicable"].as_array().unwrap() {
+            assert!(
+                skipped.as_str().unwrap().starts_with("5.2:"),
+                "{agent}: {checks:#}"
+            );
+        }
+        eprintln!(
+            "audit {agent}: {} CIS checks, 0 warnings, not applicable: {}",
+            checks["checks"], checks["not_applicable"]
+        );
+    }
+
     // Through the proxy from this machine: each hostname answers its own agent's key only.
-    let scratch = tempfile::tempdir().unwrap();
-    let ca = scratch.path().join("ca.crt");
-    let ca_text = stack
-        .on("h", "sudo cat /etc/hermes-infra/proxy/ca/ca.crt")
-        .ok()
-        .stdout;
-    std::fs::write(&ca, ca_text).unwrap();
-    let key_of = |agent: &str| {
-        stack
-            .on(
-                "h",
-                &format!(
-                    "sudo sed -n \"s/^API_SERVER_KEY='\\(.*\\)'$/\\1/p\" /srv/hermes/{agent}/data/.env"
-                ),
-            )
-            .ok()
-            .stdout
-            .trim()
-            .to_owned()
-    };
+    let key_of = |agent: &str| agents::api_key(&stack, "h", agent);
     let (acme_key, globex_key) = (key_of("acme"), key_of("globex"));
     assert_eq!(acme_key.len(), 64);
     assert_ne!(acme_key, globex_key);
-    let proxy = Proxy {
-        address: stack.address("h"),
-        ca: &ca,
-        scratch: scratch.path(),
-    };
+    let proxy = Proxy::of(&stack, "h");
     let (code, status, answer) = proxy.chat(ACME, Some(&acme_key));
     assert_eq!((code, status.as_str()), (0, "200"), "{answer}");
     assert!(answer.contains(ANSWER), "{answer}");
@@ -263,6 +299,31 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     assert_eq!(
         refused, 35,
         "an unknown name is refused at the TLS handshake"
+    );
+
+    // acme's dashboard: on its container's loopback only (nothing listens on the host, its
+    // address answers nothing), reached from this machine through `tunnel`.
+    let exposed = stack
+        .on(
+            "h",
+            "sudo ss -ltnH | grep -c ':9119 ' || true; \
+             ip=$(sudo docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' hermes-agent-acme); \
+             curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://$ip:9119/api/status || true",
+        )
+        .ok();
+    assert_eq!(exposed.stdout.trim(), "0\n000", "{exposed:?}");
+    let tunnel = Tunnel::open(&stack, "acme");
+    let (status, answer) = tunnel.get("/api/status");
+    assert_eq!(status, "200", "{answer}");
+    assert!(answer.contains("\"version\":\"0.19.0\""), "{answer}");
+    let (page, _) = tunnel.get("/");
+    assert_eq!(page, "200", "the web UI");
+    drop(tunnel);
+    let no_dashboard = stack.run("tunnel", &["globex", "--port", "0"], SHORT_TIMEOUT);
+    assert_eq!(no_dashboard.code, 1, "{no_dashboard:?}");
+    assert!(
+        no_dashboard.stderr.contains("runs no dashboard"),
+        "{no_dashboard:?}"
     );
 
     // From inside an agent: the model through the proxy, nothing else, nothing direct.
@@ -389,7 +450,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     };
     let old_container = container_id();
     let tz = "TZ = \"Europe/Berlin\"";
-    stack.write(&body(None, true, tz));
+    stack.write(&body("", true, tz));
     let upgraded = stack.apply(&[]).ok().json();
     assert_eq!(addresses(&upgraded, "done"), ["agent.acme"], "{upgraded}");
     assert_ne!(container_id(), old_container, "a new container");
@@ -422,9 +483,86 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     assert_eq!(data(), before, "the data survived the reboot");
     assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
 
-    // An upgrade to an image that cannot become healthy (one whose command is no gateway: the
-    // egress proxy's image, tagged `hermes-agent:broken` on the host) is refused; the running
-    // agents keep serving, untouched.
+    // An upgrade to another image (pinned by its id: the built image with one more label) is
+    // health-gated onto both agents; `rollback` returns acme to the image before, with its
+    // data, and the plan then shows the stack's image pending. Nothing before it to roll
+    // back to is an error that changes nothing.
+    let upgrade =
+        LocalImage::derived_from("hermes-agent:0.19.0", "LABEL hermes-infra-test=upgrade");
+    let upgraded_to = format!("digest = \"{}\"", upgrade.id);
+    stack.write(&body(&upgraded_to, true, tz));
+    let upgraded = stack.apply(&[]).ok().json();
+    assert_eq!(
+        addresses(&upgraded, "done"),
+        ["agent.acme", "agent.globex"],
+        "{upgraded}"
+    );
+    let running_image = |agent: &str| {
+        stack
+            .on(
+                "h",
+                &format!("sudo docker container inspect -f '{{{{.Image}}}}' hermes-agent-{agent}"),
+            )
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(running_image("acme"), upgrade.id);
+    assert_eq!(
+        data(),
+        before,
+        "the data survived the upgrade to a new image"
+    );
+    assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
+    let plan = stack.run("plan", &["--detailed-exitcode"], SHORT_TIMEOUT);
+    assert_eq!(plan.code, 0, "{plan:?}");
+
+    let rolled = stack
+        .run("rollback", &["acme", "--yes"], APPLY_TIMEOUT)
+        .ok();
+    assert!(rolled.stderr.contains("runs sha256:"), "{rolled:?}");
+    assert_eq!(
+        running_image("acme"),
+        agent_id,
+        "acme runs the image before"
+    );
+    assert_eq!(running_image("globex"), upgrade.id, "globex is left alone");
+    assert_eq!(data(), before, "the data survived the rollback");
+    assert_eq!(key_of("acme"), acme_key);
+    assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(stack.state_path()).unwrap()).unwrap();
+    assert_eq!(
+        state["image_history"]["acme"],
+        serde_json::json!([agent_id]),
+        "the rollback took the upgrade off acme's history: {state}"
+    );
+    let pending = stack.run("plan", &["--detailed-exitcode"], SHORT_TIMEOUT);
+    assert_eq!(pending.code, 2, "{pending:?}");
+    assert!(pending.stdout.contains("agent.acme"), "{pending:?}");
+    let nothing_before = stack.run("rollback", &["acme", "--yes"], SHORT_TIMEOUT);
+    assert_eq!(nothing_before.code, 1, "{nothing_before:?}");
+    assert!(
+        nothing_before.stderr.contains("no image before"),
+        "{nothing_before:?}"
+    );
+    assert_eq!(running_image("acme"), agent_id);
+
+    // Back to the stack's image: acme runs it already (only its record changes), globex goes
+    // back to it.
+    stack.write(&body("", true, tz));
+    let back = stack.apply(&[]).ok().json();
+    assert_eq!(
+        addresses(&back, "done"),
+        ["agent.acme", "agent.globex"],
+        "{back}"
+    );
+    assert_eq!(running_image("globex"), agent_id);
+    drop(upgrade);
+
+    // An upgrade to an image that cannot become healthy (its Python cannot start: the gateway
+    // and the dashboard exit at once) is refused; the running agents keep serving, untouched.
     let container = || {
         stack
             .on(
@@ -435,14 +573,8 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
             .stdout
     };
     let serving = container();
-    stack
-        .on(
-            "h",
-            "sudo docker tag \"$(sudo docker image ls -q hermes-infra/egress-proxy | head -n 1)\" \
-             hermes-agent:broken",
-        )
-        .ok();
-    stack.write(&body(Some("broken"), true, tz));
+    let broken = LocalImage::derived_from("hermes-agent:0.19.0", "ENV PYTHONHOME=/nonexistent");
+    stack.write(&body(&format!("digest = \"{}\"", broken.id), true, tz));
     let refused = stack.apply(&[]);
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stdout.contains("upgrade refused"), "{refused:?}");
@@ -450,7 +582,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     assert_eq!(proxy.chat(ACME, Some(&acme_key)).1, "200");
 
     // Out of the stack: globex's container, proxy and network go; its data stays; acme serves.
-    stack.write(&body(None, false, tz));
+    stack.write(&body("", false, tz));
     let removed = stack.apply(&["--allow-destroy"]).ok().json();
     assert_eq!(
         addresses(&removed, "done"),

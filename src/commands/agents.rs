@@ -12,7 +12,7 @@ use crate::output::Printer;
 use crate::wiring;
 
 /// `word` as one single-quoted word for the host's shell (ssh joins its arguments).
-fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 

@@ -77,16 +77,11 @@ pub(crate) async fn destroy(
         resources: Vec::new(),
     };
     let plan = hermes_plan::plan(&nothing, &observed).targeting(targets);
-    show(&plan, run.output, printer);
-    if plan.is_empty() {
-        return Ok(Outcome::Done);
-    }
-    confirm(&plan, run.yes)?;
     let run = RunArgs {
         allow_destroy: true,
         ..run.clone()
     };
-    execute(&wired, &plan, &run, "destroy", printer).await
+    run_plan(&wired, &plan, &run, "destroy", printer).await
 }
 
 /// Shows the plan about to be applied (text only: with `--output json` the report is the result).
@@ -128,6 +123,22 @@ fn confirm(plan: &Plan, yes: bool) -> anyhow::Result<()> {
 )]
 fn eprint_prompt(text: &str) {
     eprint!("{text}");
+}
+
+/// Shows `plan`, asks for confirmation (unless `--yes`) and applies it as `operation`.
+pub(crate) async fn run_plan(
+    wired: &Wired,
+    plan: &Plan,
+    run: &RunArgs,
+    operation: &str,
+    printer: Printer,
+) -> anyhow::Result<Outcome> {
+    show(plan, run.output, printer);
+    if plan.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    confirm(plan, run.yes)?;
+    execute(wired, plan, run, operation, printer).await
 }
 
 async fn execute(

@@ -199,53 +199,122 @@ pub(crate) async fn ssh(
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
-    let scope = loaded.scope();
-    let (found, ip) = running_host(&wired, &scope, host, &args.stack).await?;
-    let state = wired.store.load(&scope).await?;
-    // Where sshd listens now: the stack's port once host-hardening moved it there.
-    let port = state.ssh_port(host);
-    let endpoint = HostEndpoint {
-        host: host.to_owned(),
-        address: ip.clone(),
-        port,
-        user: wired.admin_user.clone(),
-    };
-    let presented = hermes_remote::scan_host_key(&endpoint, SCAN_TIMEOUT).await?;
-    let pinned = state.host_keys.get(host).cloned();
-    if accept_new_host_key {
-        accept(&wired, &scope, host, &found, &presented, printer).await?;
-    } else {
-        match pinned.as_deref().map(HostKey::parse) {
-            None => bail!(
-                "host `{host}` has no pinned host key in the state of {scope} (keys are pinned when \
-                 hermes-infra creates a host); to trust the key it presents now, {} ",
-                hermes_remote::accept_new_key_command(host)
-            ),
-            Some(Err(e)) => {
-                bail!("the pinned host key of `{host}` in the state is unreadable: {e}")
+    let target = PinnedSsh::to(
+        &wired,
+        &loaded.scope(),
+        host,
+        &args.stack,
+        accept_new_host_key,
+        printer,
+    )
+    .await?;
+    let status = target
+        .command(command)
+        .status()
+        .context("cannot run `ssh` (install openssh-client)")?;
+    Ok(
+        match status
+            .code()
+            .map_or(255, |c| u8::try_from(c).unwrap_or(255))
+        {
+            0 => Outcome::Done,
+            n => Outcome::Code(n),
+        },
+    )
+}
+
+/// The system's `ssh` client aimed at a running host as its admin, trusting only the host key
+/// pinned in the state (written to a `known_hosts` file of its own beside the admin key).
+pub(crate) struct PinnedSsh {
+    key: std::path::PathBuf,
+    known_hosts: std::path::PathBuf,
+    endpoint: HostEndpoint,
+}
+
+impl PinnedSsh {
+    /// Checks that `host` runs and presents its pinned key (or pins the key it presents when
+    /// `accept_new_host_key`, after checking it through the provider's own channel).
+    pub(crate) async fn to(
+        wired: &Wired,
+        scope: &hermes_core::Scope,
+        host: &str,
+        stack: &Path,
+        accept_new_host_key: bool,
+        printer: Printer,
+    ) -> anyhow::Result<Self> {
+        let (found, ip) = running_host(wired, scope, host, stack).await?;
+        let state = wired.store.load(scope).await?;
+        // Where sshd listens now: the stack's port once host-hardening moved it there.
+        let port = state.ssh_port(host);
+        let endpoint = HostEndpoint {
+            host: host.to_owned(),
+            address: ip.clone(),
+            port,
+            user: wired.admin_user.clone(),
+        };
+        let presented = hermes_remote::scan_host_key(&endpoint, SCAN_TIMEOUT).await?;
+        let pinned = state.host_keys.get(host).cloned();
+        if accept_new_host_key {
+            accept(wired, scope, host, &found, &presented, printer).await?;
+        } else {
+            match pinned.as_deref().map(HostKey::parse) {
+                None => bail!(
+                    "host `{host}` has no pinned host key in the state of {scope} (keys are pinned \
+                     when hermes-infra creates a host); to trust the key it presents now, {} ",
+                    hermes_remote::accept_new_key_command(host)
+                ),
+                Some(Err(e)) => {
+                    bail!("the pinned host key of `{host}` in the state is unreadable: {e}")
+                }
+                Some(Ok(pin)) if pin.openssh() != presented.openssh() => bail!(
+                    "host `{host}` ({ip}:{port}) presented {presented}, but {} was pinned when it \
+                     was created; if the host was rebuilt on purpose, accept the new key with \
+                     `{}`, otherwise treat this as a possible attack",
+                    pin.fingerprint(),
+                    hermes_remote::accept_new_key_command(host)
+                ),
+                Some(Ok(_)) => {}
             }
-            Some(Ok(pin)) if pin.openssh() != presented.openssh() => bail!(
-                "host `{host}` ({ip}:{port}) presented {presented}, but {} was pinned when it was \
-                 created; if the host was rebuilt on purpose, accept the new key with `{}`, \
-                 otherwise treat this as a possible attack",
-                pin.fingerprint(),
-                hermes_remote::accept_new_key_command(host)
-            ),
-            Some(Ok(_)) => {}
         }
+        let key = wired
+            .admin_key
+            .as_deref()
+            .context("this stack's provider has no admin key for ssh yet")?
+            .to_path_buf();
+        let known_hosts = key.with_file_name("known_hosts");
+        std::fs::write(&known_hosts, format!("{ip} {}\n", presented.openssh()))
+            .with_context(|| format!("cannot write `{}`", known_hosts.display()))?;
+        Ok(Self {
+            key,
+            known_hosts,
+            endpoint,
+        })
     }
-    let key = wired
-        .admin_key
-        .as_deref()
-        .context("this stack's provider has no admin key for ssh yet")?;
-    let known_hosts = key.with_file_name("known_hosts");
-    std::fs::write(&known_hosts, format!("{ip} {}\n", presented.openssh()))
-        .with_context(|| format!("cannot write `{}`", known_hosts.display()))?;
-    let status = run_ssh(key, &known_hosts, &endpoint, command)?;
-    Ok(match status {
-        0 => Outcome::Done,
-        n => Outcome::Code(n),
-    })
+
+    /// `ssh` to the host running `remote` (words joined by the host's shell; none: a shell).
+    pub(crate) fn command(&self, remote: &[String]) -> std::process::Command {
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.arg("-i")
+            .arg(&self.key)
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args(["-p", &self.endpoint.port.to_string()])
+            .arg(format!("{}@{}", self.endpoint.user, self.endpoint.address));
+        if !remote.is_empty() {
+            cmd.arg("--").args(remote);
+        }
+        cmd
+    }
 }
 
 /// Pins the key `host` presents now, after checking it against what the provider reads through
@@ -292,40 +361,6 @@ async fn accept(
     saved?;
     printer.err(&format!("pinned the host key of `{host}`: {presented}\n"));
     Ok(())
-}
-
-fn run_ssh(
-    key: &Path,
-    known_hosts: &Path,
-    endpoint: &HostEndpoint,
-    command: &[String],
-) -> anyhow::Result<u8> {
-    let mut cmd = std::process::Command::new("ssh");
-    cmd.arg("-i")
-        .arg(key)
-        .args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args(["-p", &endpoint.port.to_string()])
-        .arg(format!("{}@{}", endpoint.user, endpoint.address));
-    if !command.is_empty() {
-        cmd.arg("--").args(command);
-    }
-    let status = cmd
-        .status()
-        .context("cannot run `ssh` (install openssh-client)")?;
-    Ok(status
-        .code()
-        .map_or(255, |c| u8::try_from(c).unwrap_or(255)))
 }
 
 pub(crate) async fn power(

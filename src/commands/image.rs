@@ -2,9 +2,11 @@
 //! engine from Debian packages and PyPI (`templates/agent-image/`), and the egress proxy image
 //! every agent gets; tags the agent image `hermes-agent:<image.tag or hermes-version>`.
 //!
-//! `hermes-infra image push`: without a registry, sends both images to every host that runs an
-//! agent, over the run's SSH connections: each host is asked first (one round trip), an image
-//! is compressed once and only when some host lacks it, and a host that has it gets nothing.
+//! `hermes-infra image push`: without a registry, sends every host that runs agents the images
+//! they run (as the plan names them: the built tag, a digest pin, an upstream image) and the
+//! egress proxy's, from this machine's engine over the run's SSH connections: each host is asked
+//! first (one round trip), an image is compressed once and only when some host lacks it, and a
+//! host that has it gets nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -170,17 +172,40 @@ pub(crate) async fn push(
              sends the image to the hosts over SSH"
         );
     }
-    if let Some(upstream) = &loaded.file.image.upstream {
-        bail!("{stack}: `image.upstream` names `{upstream}`, which hosts pull from its registry");
+    // Each host gets the images its agents run (as the plan names them: the built tag, a
+    // digest pin, an upstream image, an agent's own) and the egress proxy's.
+    let egress = ImageRecipe::egress_proxy().tag();
+    let mut per_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for agent in hermes_plan::desired(&loaded)
+        .resources
+        .iter()
+        .filter(|r| r.address.kind == Kind::Agent)
+    {
+        let attr = |key: &str| {
+            agent
+                .attrs
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let (Some(host), Some(image)) = (attr("host"), attr("image")) else {
+            continue;
+        };
+        let references = per_host.entry(host).or_default();
+        for reference in [image, egress.clone()] {
+            if !references.contains(&reference) {
+                references.push(reference);
+            }
+        }
     }
-    let references = vec![
-        agent_tag(&loaded.file.image),
-        ImageRecipe::egress_proxy().tag(),
-    ];
     let source = Arc::new(LocalImages::new(printer));
-    for reference in &references {
+    let unique: BTreeSet<&String> = per_host.values().flatten().collect();
+    for reference in unique {
         source.id(reference).await.with_context(|| {
-            format!("`image push` sends what `hermes-infra image build {stack}` made")
+            format!(
+                "`image push` sends what `hermes-infra image build {stack}` made, or an \
+                 upstream image pulled or loaded on this machine"
+            )
         })?;
     }
     let ssh = wired
@@ -196,13 +221,7 @@ pub(crate) async fn push(
             .map(|o| (o.address.clone(), o))
             .collect(),
     );
-    let targets: BTreeSet<String> = loaded
-        .file
-        .agents
-        .values()
-        .map(|a| a.host.clone())
-        .collect();
-    for host in &targets {
+    for host in per_host.keys() {
         let state = world
             .get(&Address::new(Kind::Host, host))
             .and_then(|o| o.attrs.get("state"))
@@ -215,15 +234,9 @@ pub(crate) async fn push(
         }
     }
     // Hosts in parallel; each image is compressed once, for the first host that lacks it.
-    let references = Arc::new(references);
     let mut tasks = tokio::task::JoinSet::new();
-    for host in targets {
-        let (ssh, world, source, references) = (
-            ssh.clone(),
-            Arc::clone(&world),
-            Arc::clone(&source),
-            Arc::clone(&references),
-        );
+    for (host, references) in per_host {
+        let (ssh, world, source) = (ssh.clone(), Arc::clone(&world), Arc::clone(&source));
         tasks.spawn(async move {
             let started = Instant::now();
             let images = ssh

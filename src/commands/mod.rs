@@ -1,12 +1,14 @@
 //! One module per verb; each is a thin wrapper that loads, calls the libraries, and prints.
 
-mod agents;
+pub(crate) mod agents;
 mod apply;
 mod audit;
-mod hosts;
+pub(crate) mod hosts;
 pub(crate) mod image;
 mod init;
 mod plan;
+mod rollback;
+mod tunnel;
 mod validate;
 
 use clap::CommandFactory;
@@ -68,6 +70,12 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             command,
         } => agents::exec(&stack, &agent, &command, printer).await,
         Command::Rotate { stack, agent } => agents::rotate(&stack, &agent, printer).await,
+        Command::Tunnel { stack, agent, port } => {
+            tunnel::tunnel(&stack, &agent, port, printer).await
+        }
+        Command::Rollback { stack, agent, run } => {
+            rollback::rollback(&stack, &agent, &run, printer).await
+        }
         Command::Image {
             action: ImageAction::Build { stack, output },
         } => image::build(&stack, output, printer).await,

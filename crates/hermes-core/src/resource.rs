@@ -244,6 +244,11 @@ pub const HOST_KEY_ATTR: &str = "host-key";
 /// phase is applied. The engine remembers it in the state, so later runs connect to it.
 pub const SSH_PORT_ATTR: &str = "ssh-port";
 
+/// Attribute of an observed agent: the id (`sha256:...`) of the image its container runs, as
+/// its host reports it. The engine records each new one in the state's image history, which
+/// `rollback` returns along.
+pub const IMAGE_ID_ATTR: &str = "image-id";
+
 /// Attribute of a local VM host: the TCP ports its runner forwards to the guest, as `22 2222`
 /// (a VM sits behind QEMU's user networking; a container host has an address of its own).
 pub const VM_FORWARD_ATTR: &str = "forward-ports";

@@ -175,10 +175,14 @@ pub struct State {
     /// listed listens on [`crate::resource::FRESH_HOST_SSH_PORT`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ssh_ports: BTreeMap<String, u16>,
-    /// Image digests deployed per agent, oldest first (for rollback and promotion).
+    /// Image ids deployed per agent, oldest first; the last is the one running (see
+    /// [`State::record_image`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub image_history: BTreeMap<String, Vec<String>>,
 }
+
+/// How many image ids the state keeps per agent.
+pub const IMAGE_HISTORY_LEN: usize = 10;
 
 impl State {
     /// The port `host`'s sshd listens on, as far as the state knows.
@@ -187,6 +191,36 @@ impl State {
             .get(host)
             .copied()
             .unwrap_or(crate::resource::FRESH_HOST_SSH_PORT)
+    }
+
+    /// Records that `agent` now runs image `id`. The history reads like a stack of releases:
+    /// the same id again changes nothing; the id before the last (a rollback, or a stack set
+    /// back to the earlier release) takes the last off, so that the next rollback goes further
+    /// back; any other id goes on top, and the oldest beyond [`IMAGE_HISTORY_LEN`] are dropped.
+    /// Returns whether the history changed.
+    pub fn record_image(&mut self, agent: &str, id: &str) -> bool {
+        let history = self.image_history.entry(agent.to_owned()).or_default();
+        match history.as_slice() {
+            [.., last] if last == id => return false,
+            [.., before, _] if before == id => {
+                history.pop();
+            }
+            _ => {
+                history.push(id.to_owned());
+                let excess = history.len().saturating_sub(IMAGE_HISTORY_LEN);
+                history.drain(..excess);
+            }
+        }
+        true
+    }
+
+    /// The image `agent` ran before the one it runs now, as far as the state knows: where
+    /// `rollback` returns it.
+    pub fn previous_image(&self, agent: &str) -> Option<&str> {
+        match self.image_history.get(agent)?.as_slice() {
+            [.., before, _] => Some(before),
+            _ => None,
+        }
     }
 }
 
@@ -241,4 +275,55 @@ pub trait StateStore: Send + Sync {
     async fn load(&self, scope: &Scope) -> Result<State, StateError>;
     /// Saves the state; refuses unless `lock_id` holds the lock.
     async fn save(&self, scope: &Scope, state: &State, lock_id: &str) -> Result<(), StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(state: &State) -> Vec<&str> {
+        state.image_history["a"]
+            .iter()
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn image_history_is_a_stack_of_releases() {
+        let mut state = State::default();
+        assert!(state.record_image("a", "1"));
+        assert_eq!(
+            state.previous_image("a"),
+            None,
+            "one release: nothing before"
+        );
+        assert!(!state.record_image("a", "1"), "the same id again");
+        assert!(state.record_image("a", "2"));
+        assert!(state.record_image("a", "3"));
+        assert_eq!(state.previous_image("a"), Some("2"));
+        // A rollback to 2 takes 3 off; the next goes back to 1.
+        assert!(state.record_image("a", "2"));
+        assert_eq!(history(&state), ["1", "2"]);
+        assert_eq!(state.previous_image("a"), Some("1"));
+        // A release neither last nor before it goes on top.
+        assert!(state.record_image("a", "1"));
+        assert!(state.record_image("a", "4"));
+        assert_eq!(history(&state), ["1", "4"]);
+        assert!(state.record_image("a", "1"));
+        assert!(state.record_image("a", "5"));
+        assert!(state.record_image("a", "4"));
+        assert_eq!(history(&state), ["1", "5", "4"]);
+    }
+
+    #[test]
+    fn image_history_keeps_the_newest_releases() {
+        let mut state = State::default();
+        for id in 0..25 {
+            state.record_image("a", &id.to_string());
+        }
+        let kept = history(&state);
+        assert_eq!(kept.len(), IMAGE_HISTORY_LEN);
+        assert_eq!(kept.first(), Some(&"15"));
+        assert_eq!(kept.last(), Some(&"24"));
+    }
 }

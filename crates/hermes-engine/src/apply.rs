@@ -157,6 +157,7 @@ impl Engine {
         let (mut report, world) = run.finish();
         let pins = host_key_pins(&report, &world);
         let ports = ssh_ports(&report, &world);
+        let images = agent_images(&report, &world);
         let success = report.is_success();
         let saved = async {
             let mut state = self.store.load(scope).await?;
@@ -173,6 +174,12 @@ impl Engine {
                     None => state.ssh_ports.remove(&host),
                 };
             }
+            for (agent, id) in images {
+                match id {
+                    Some(id) => state.record_image(&agent, &id),
+                    None => state.image_history.remove(&agent).is_some(),
+                };
+            }
             if success {
                 state.last_plan_hash = Some(report.plan_hash.clone());
             } else if state == before {
@@ -181,7 +188,7 @@ impl Engine {
             } else {
                 tracing::info!(
                     %scope,
-                    "not every step succeeded; only how to reach hosts (host keys, SSH ports) is saved"
+                    "not every step succeeded; only how to reach hosts (host keys, SSH ports) and the images agents run are saved"
                 );
             }
             state.serial += 1;
@@ -244,6 +251,35 @@ fn host_key_pins(
         }
     }
     pins
+}
+
+/// The image each agent runs (`Some`), as its host reported it at the start of the run or its
+/// step of this run did, and `None` for each agent this run deleted (its history goes with it).
+/// Saved even when other steps failed: an agent upgraded in a failed run can be rolled back.
+fn agent_images(
+    report: &ApplyReport,
+    world: &BTreeMap<hermes_core::Address, hermes_core::ObservedResource>,
+) -> Vec<(String, Option<String>)> {
+    use hermes_core::Kind;
+    let mut images: Vec<(String, Option<String>)> = world
+        .values()
+        .filter(|o| o.address.kind == Kind::Agent)
+        .filter_map(|o| {
+            let id = o
+                .attrs
+                .get(hermes_core::resource::IMAGE_ID_ATTR)?
+                .as_str()?;
+            Some((o.address.name.clone(), Some(id.to_owned())))
+        })
+        .collect();
+    images.extend(
+        report
+            .done
+            .iter()
+            .filter(|d| d.address.kind == Kind::Agent && d.action == StepAction::Delete)
+            .map(|d| (d.address.name.clone(), None)),
+    );
+    images
 }
 
 /// The SSH ports to remember (`Some`) or forget (`None`): the port each host's `host-hardening`

@@ -117,6 +117,9 @@ pub fn desired(stack: &LoadedStack) -> Desired {
             out.push(
                 Resource::new(proxy_addr.clone())
                     .attr("tls", json!(file.proxy.tls))
+                    .attr("acme-email", json!(file.proxy.acme_email))
+                    .attr("acme-directory", json!(file.proxy.acme_directory))
+                    .attr("acme-ca", json!(file.proxy.acme_ca))
                     .attr("listen", json!(file.proxy.listen))
                     .attr("port", file.proxy.port)
                     .attr("allow-from", json!(file.proxy.allow_from))
@@ -206,7 +209,12 @@ fn cloud_objects(stack: &LoadedStack, out: &mut Vec<Resource>) {
 
 fn proxy_rule(file: &StackFile) -> Value {
     if file.agents.values().any(|a| a.hostname.is_some()) {
-        json!({"port": file.proxy.port, "from": file.proxy.allow_from, "listen": file.proxy.listen})
+        let mut rule = json!({"port": file.proxy.port, "from": file.proxy.allow_from, "listen": file.proxy.listen});
+        if file.proxy.tls == hermes_stack::wire::TlsMode::Acme {
+            // ACME's HTTP-01 challenges come in on port 80, from wherever the CA validates.
+            rule["acme"] = json!(true);
+        }
+        rule
     } else {
         Value::Null
     }

@@ -11,7 +11,8 @@
 # A new image or configuration starts first in a scratch home (the running agent keeps
 # serving); only when that one is healthy is the agent replaced, and if the replacement is not
 # healthy the previous container is started again. Data is never touched but by Hermes.
-# Prints one JSON line: {"changed": [...]}.
+# The image a replaced container ran stays tagged hermes-infra-rollback:$AGENT (kept for
+# `hermes-infra rollback`). Prints one JSON line: {"changed": [...], "image": "<id running>"}.
 set -eu
 umask 077
 state=/var/lib/hermes-infra
@@ -173,7 +174,7 @@ running=$(docker container inspect -f '{{.Image}} {{.State.Running}}' "$containe
 if [ -z "$files_changed" ] && [ "$running" = "$image_id true" ]; then
     upstream
     install -m 600 "$stage/manifest.json" "/etc/hermes-infra/agents/$AGENT.json"
-    printf '{"changed":[%s]}\n' "$changed"
+    printf '{"changed":[%s],"image":"%s"}\n' "$changed" "$image_id"
     exit 0
 fi
 
@@ -224,10 +225,14 @@ if ! args_of "$stage/run.args" "--ip=$agent_ip" >/dev/null 2>"$stage/run.err" ||
     fi
     fail "agent $AGENT: upgrade rolled back"
 fi
-[ -z "$had_previous" ] || docker rm -f "$previous" >/dev/null
+if [ -n "$had_previous" ]; then
+    old_image=$(docker container inspect -f '{{.Image}}' "$previous")
+    [ "$old_image" = "$image_id" ] || docker tag "$old_image" "hermes-infra-rollback:$AGENT"
+    docker rm -f "$previous" >/dev/null
+fi
 upstream
 install -m 600 "$stage/run.args" "/etc/hermes-infra/agents/$AGENT.args"
 install -m 600 "$stage/manifest.json" "/etc/hermes-infra/agents/$AGENT.json"
 audit "applied"
 add container
-printf '{"changed":[%s]}\n' "$changed"
+printf '{"changed":[%s],"image":"%s"}\n' "$changed" "$image_id"

@@ -192,6 +192,9 @@ if has docker; then
     systemctl restart docker || fail "dockerd did not restart with the new /etc/docker/daemon.json (see journalctl -u docker)"
 fi
 if has nginx; then
+    # Debian's default site (port 80, a welcome page), made when nginx is first installed, is
+    # not ours to serve.
+    rm -f /etc/nginx/sites-enabled/default
     nginx -t >"$state/nginx.log" 2>&1 || { tail -n 20 "$state/nginx.log" >&2; fail "nginx -t refused the new configuration"; }
     systemctl enable nginx >/dev/null 2>&1 || true
     systemctl reload-or-restart nginx || fail "nginx did not reload"
@@ -199,6 +202,11 @@ fi
 for service in $ENSURE_RUNNING; do
     systemctl is-active --quiet "$service" || systemctl start "$service" || fail "$service does not start"
 done
+# Certificates from an ACME directory (the script is a no-op without ACME): asked for once
+# nginx serves the challenges; until issued, the local CA's stand in.
+if [ "$PHASE" = reverse-proxy ] && [ -x /usr/lib/hermes-infra/proxy-acme ]; then
+    /usr/lib/hermes-infra/proxy-acme || fail "certificates from the ACME directory could not be had"
+fi
 
 if [ "$ENSURE_FIREWALL" = yes ]; then
     if ! nft list table inet hermes-infra >/dev/null 2>&1; then

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use hermes_core::resource::IMAGE_ID_ATTR;
 use hermes_core::seams::{ProviderError, Remote as _, StepContext};
 use hermes_core::{Attrs, ObservedResource, Resource, Secret, SecretRef};
 use hermes_render::{AgentSpec, EGRESS_PROXY_PORT, Placement};
@@ -99,6 +100,8 @@ fn lines(args: &[String]) -> Result<String, String> {
 #[derive(Debug, Deserialize)]
 struct AgentOutcome {
     changed: Vec<String>,
+    /// The id of the image the agent's container runs now.
+    image: String,
 }
 
 /// Makes agent `desired` true on its host; returns it as now observed.
@@ -182,25 +185,19 @@ pub(crate) async fn apply(
     ])
     .map_err(|e| fail(agent, host, format!("cannot build the file bundle: {e}")))?;
 
-    let settings = [
-        ("AGENT", agent.to_owned()),
-        ("IMAGE", spec.image.clone()),
-        ("IMAGE_PLACEHOLDER", IMAGE_PLACEHOLDER.to_owned()),
-        ("EGRESS_IMAGE", inner.settings.egress_image.clone()),
-        ("AUDIT_WHO", ctx.holder.replace(['"', '\n'], "")),
-        ("AUDIT_PLAN", ctx.plan_hash.clone()),
-        ("HEALTHY_WITHIN", HEALTHY_WITHIN_SECONDS.to_string()),
-    ];
-    let script = as_root(&with_settings(&settings, scripts::AGENT));
+    // The image as this machine resolved it (its id), when images are sent from here: a digest
+    // pin is then the image's id, and the host's tag cannot lag behind.
+    let mut image = spec.image.clone();
     if let Some(source) = &inner.images {
         let references = [spec.image.clone(), inner.settings.egress_image.clone()];
-        let sent: Vec<String> = inner
+        let ensured = inner
             .ensure_images(host, &ctx.world, source.as_ref(), &references)
             .await
-            .map_err(|e| fail(agent, host, e))?
-            .into_iter()
+            .map_err(|e| fail(agent, host, e))?;
+        let sent: Vec<String> = ensured
+            .iter()
             .filter(|image| image.sent.is_some())
-            .map(|image| image.reference)
+            .map(|image| image.reference.clone())
             .collect();
         if !sent.is_empty() {
             inner.report(host, |r| {
@@ -210,7 +207,20 @@ pub(crate) async fn apply(
                     .extend(sent);
             });
         }
+        if let Some(first) = ensured.first() {
+            image.clone_from(&first.id);
+        }
     }
+    let settings = [
+        ("AGENT", agent.to_owned()),
+        ("IMAGE", image),
+        ("IMAGE_PLACEHOLDER", IMAGE_PLACEHOLDER.to_owned()),
+        ("EGRESS_IMAGE", inner.settings.egress_image.clone()),
+        ("AUDIT_WHO", ctx.holder.replace(['"', '\n'], "")),
+        ("AUDIT_PLAN", ctx.plan_hash.clone()),
+        ("HEALTHY_WITHIN", HEALTHY_WITHIN_SECONDS.to_string()),
+    ];
+    let script = as_root(&with_settings(&settings, scripts::AGENT));
     let remote = inner.remote(host, &ctx.world).await?;
     let output = match remote
         .run(&format!("agent {agent}"), &script, &payload)
@@ -249,6 +259,9 @@ pub(crate) async fn apply(
     });
     let mut observed = ObservedResource::new(desired.address.clone(), host.to_owned());
     observed.attrs = desired.attrs.clone();
+    observed
+        .attrs
+        .insert(IMAGE_ID_ATTR.to_owned(), outcome.image.into());
     Ok(observed)
 }
 

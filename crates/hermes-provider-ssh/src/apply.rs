@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use hermes_core::resource::SSH_PORT_ATTR;
 use hermes_core::seams::{HostEndpoint, ProviderError, Remote as _, StepContext};
-use hermes_core::{ObservedResource, Resource};
+use hermes_core::{ObservedResource, Resource, Secret, SecretRef};
 use hermes_render::{
     HardeningSpec, Phase, ProxySpec, Rendered, docker_files, hardening_files, proxy_files,
 };
@@ -42,6 +42,7 @@ fn render(
     phase: Phase,
     desired: &Resource,
     facts: &hermes_render::HostFacts,
+    acme_ca: Option<&str>,
 ) -> Result<Rendered, hermes_render::RenderError> {
     match phase {
         Phase::HostHardening => hardening_files(
@@ -50,8 +51,36 @@ fn render(
             &inner.settings.extra_keys,
         ),
         Phase::DockerEngine => docker_files(facts),
-        Phase::ReverseProxy => proxy_files(&ProxySpec::from_attrs(&desired.attrs)?),
+        Phase::ReverseProxy => proxy_files(&ProxySpec::from_attrs(&desired.attrs)?, acme_ca),
     }
+}
+
+/// The reverse proxy's extra packages (certbot with ACME) and the PEM text of the CA of a
+/// private ACME directory, resolved from its reference.
+async fn proxy_needs(
+    phase: Phase,
+    desired: &Resource,
+    ctx: &StepContext,
+) -> Result<(Vec<&'static str>, Option<Secret>), String> {
+    if phase != Phase::ReverseProxy {
+        return Ok((Vec::new(), None));
+    }
+    let spec = ProxySpec::from_attrs(&desired.attrs).map_err(|e| e.to_string())?;
+    let ca = match &spec.acme_ca {
+        Some(reference) if spec.acme() => {
+            let parsed: SecretRef = reference
+                .parse()
+                .map_err(|e| format!("`proxy.acme-ca`: {e}"))?;
+            Some(
+                ctx.secrets
+                    .resolve(&parsed)
+                    .await
+                    .map_err(|e| format!("`proxy.acme-ca`: {e}"))?,
+            )
+        }
+        _ => None,
+    };
+    Ok((spec.extra_packages().to_vec(), ca))
 }
 
 /// Makes the phase of `desired` true on its host; returns it as now observed.
@@ -73,8 +102,15 @@ pub(crate) async fn phase(
 
     let remote = inner.remote(host, &ctx.world).await?;
     let facts = inner.facts(host, &ctx.world).await?;
-    let rendered =
-        render(inner, phase, desired, &facts.host_facts()).map_err(|e| fail(e.to_string()))?;
+    let (extra_packages, acme_ca) = proxy_needs(phase, desired, ctx).await.map_err(fail)?;
+    let rendered = render(
+        inner,
+        phase,
+        desired,
+        &facts.host_facts(),
+        acme_ca.as_ref().map(Secret::expose),
+    )
+    .map_err(|e| fail(e.to_string()))?;
     let mut spec = desired.attrs.clone();
     spec.insert(
         "templates".to_owned(),
@@ -119,7 +155,16 @@ pub(crate) async fn phase(
     };
     let mut settings: Vec<(&str, String)> = audit.to_vec();
     settings.extend([
-        ("PACKAGES", phase.packages().join(" ")),
+        (
+            "PACKAGES",
+            phase
+                .packages()
+                .iter()
+                .chain(&extra_packages)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         (
             "REVERT_AFTER",
             format!("{}s", inner.settings.revert_after.as_secs().max(30)),

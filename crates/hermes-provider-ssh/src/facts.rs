@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
+use hermes_core::resource::IMAGE_ID_ATTR;
 use hermes_core::{Address, Kind, ObservedResource};
 use hermes_render::{HostFacts, Phase};
 
@@ -181,7 +182,14 @@ impl Facts {
             };
             observed.attrs = manifest.spec;
             let names = Names::of(agent);
-            match containers.get(names.container.as_str()) {
+            let container = containers.get(names.container.as_str());
+            // The image it runs, healthy or not (an unhealthy agent is one to roll back).
+            if let Some(c) = container.filter(|c| c.image.starts_with("sha256:")) {
+                observed
+                    .attrs
+                    .insert(IMAGE_ID_ATTR.to_owned(), c.image.into());
+            }
+            match container {
                 None => {
                     observed
                         .drift
@@ -403,6 +411,11 @@ mod tests {
         assert_eq!(
             agents[0].attrs.get("image"),
             Some(&json!("hermes-agent:0.19.0"))
+        );
+        assert_eq!(
+            agents[0].attrs.get(IMAGE_ID_ATTR),
+            Some(&json!("sha256:aa")),
+            "the image it runs, for the state's history"
         );
         assert!(agents[0].drift.is_empty(), "{:?}", agents[0].drift);
     }

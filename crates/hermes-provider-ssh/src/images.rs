@@ -24,7 +24,8 @@ use crate::scripts::{as_root, quote};
 pub trait ImageSource: Send + Sync {
     /// The id (`sha256:...`) that `reference` names here.
     async fn id(&self, reference: &str) -> Result<String, ProviderError>;
-    /// A gzip-compressed `docker save` of `reference`, made once per run.
+    /// A gzip-compressed `docker save` of `reference` (an id, as [`ImageSource::id`] gave it),
+    /// made once per run.
     async fn archive(&self, reference: &str) -> Result<std::path::PathBuf, ProviderError>;
 }
 
@@ -180,7 +181,7 @@ impl Inner {
 
 impl Inner {
     /// Makes sure `host` has the images `references` name here (asked in one round trip),
-    /// sending those it lacks from `source`. One transfer per host at a time: agents deployed
+    /// sending those it lacks from `source`; a reference may be an image id. One transfer per host at a time: agents deployed
     /// at once on one host send each image once.
     pub(crate) async fn ensure_images(
         &self,
@@ -193,7 +194,13 @@ impl Inner {
         let _one_at_a_time = slot.images.lock().await;
         let mut ids = Vec::new();
         for reference in references {
-            ids.push(source.id(reference).await?);
+            // An image named by its id (a rollback) is that id everywhere.
+            let id = if checked_id(reference).is_ok() {
+                reference.clone()
+            } else {
+                source.id(reference).await?
+            };
+            ids.push(id);
         }
         let present = self.images_present(host, world, &ids).await?;
         let mut images = Vec::new();
@@ -201,11 +208,14 @@ impl Inner {
             let sent = if have {
                 None
             } else {
-                let archive = source.archive(reference).await?;
-                Some(
-                    self.send_image(host, world, &archive, &id, std::slice::from_ref(reference))
-                        .await?,
-                )
+                let archive = source.archive(&id).await?;
+                // The host's tag follows this machine's; a pin (an id, `name@digest`) is none.
+                let tags: &[String] = if *reference == id || reference.contains('@') {
+                    &[]
+                } else {
+                    std::slice::from_ref(reference)
+                };
+                Some(self.send_image(host, world, &archive, &id, tags).await?)
             };
             images.push(HostImage {
                 reference: reference.clone(),

@@ -33,6 +33,8 @@ pub const MODEL_KEY_VAR: &str = "MODEL_API_KEY";
 pub const FALLBACK_KEY_VAR: &str = "FALLBACK_MODEL_API_KEY";
 /// The environment variable holding the key clients present to the agent's API.
 pub const API_KEY_VAR: &str = "API_SERVER_KEY";
+/// The dashboard's port, on the container's loopback only.
+pub const DASHBOARD_PORT: u16 = 9119;
 /// How long `docker stop` waits for the gateway to drain before killing it.
 pub const STOP_GRACE_SECONDS: u32 = 60;
 
@@ -66,6 +68,21 @@ pub struct AgentSpec {
     /// Secret environment variables, as references.
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
+    /// The web dashboard.
+    #[serde(default)]
+    pub dashboard: DashboardSpec,
+}
+
+/// The web dashboard of an agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DashboardSpec {
+    /// Run it, on the container's loopback (`hermes-infra tunnel` reaches it).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Serve it through the reverse proxy.
+    #[serde(default)]
+    pub expose: bool,
 }
 
 /// A model block.
@@ -361,7 +378,7 @@ pub fn agent_run_args(spec: &AgentSpec, placement: &Placement) -> Vec<String> {
         format!("--memory-swap={}", spec.limits.memory),
         format!("--cpus={}", spec.limits.cpus),
         format!("--pids-limit={}", spec.limits.pids),
-        format!("--health-cmd=curl -fsS --noproxy '*' http://127.0.0.1:{API_PORT}/health"),
+        format!("--health-cmd={}", health_command(spec)),
         "--health-interval=10s".into(),
         "--health-timeout=5s".into(),
         "--health-retries=3".into(),
@@ -388,9 +405,35 @@ pub fn agent_run_args(spec: &AgentSpec, placement: &Placement) -> Vec<String> {
     for (key, value) in &placement.labels {
         args.push(format!("--label={key}={value}"));
     }
-    args.push(placement.image.clone());
-    args.extend(["gateway".to_owned(), "run".to_owned()]);
+    if spec.dashboard.enabled {
+        // tini stays PID 1 and signals the whole group on stop; the dashboard is restarted
+        // if it ends, and the gateway replaces the shell.
+        args.push("--entrypoint=/usr/bin/tini".to_owned());
+        args.push(placement.image.clone());
+        args.extend(["-g", "--", "/bin/sh", "-c"].map(str::to_owned));
+        args.push(format!(
+            "while :; do hermes dashboard --host 127.0.0.1 --port {DASHBOARD_PORT} --no-open \
+             --skip-build; \
+             sleep 5; done & exec hermes gateway run"
+        ));
+    } else {
+        args.push(placement.image.clone());
+        args.extend(["gateway".to_owned(), "run".to_owned()]);
+    }
     args
+}
+
+/// The container's health check: the gateway's `/health`, and the dashboard's `/api/status`
+/// when it runs.
+fn health_command(spec: &AgentSpec) -> String {
+    let mut command = format!("curl -fsS --noproxy '*' http://127.0.0.1:{API_PORT}/health");
+    if spec.dashboard.enabled {
+        let _ = write!(
+            command,
+            " && curl -fsS --noproxy '*' http://127.0.0.1:{DASHBOARD_PORT}/api/status"
+        );
+    }
+    command
 }
 
 /// The egress proxy's files for an agent: its configuration and its filter (one anchored

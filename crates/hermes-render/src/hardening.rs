@@ -113,6 +113,9 @@ pub struct ProxySpec {
     #[serde(default)]
     from: Vec<String>,
     listen: String,
+    /// Certificates over ACME: port 80 opens to anyone for HTTP-01 challenges.
+    #[serde(default)]
+    acme: bool,
 }
 
 fn tcp() -> String {
@@ -273,6 +276,14 @@ pub fn hardening_files(
             from_v4,
             from_v6,
         });
+        if proxy.acme {
+            inbound.push(RuleContext {
+                proto: "tcp".to_owned(),
+                ports: "80".to_owned(),
+                from_v4: Vec::new(),
+                from_v6: Vec::new(),
+            });
+        }
     }
     let mut keys: Vec<String> = spec.authorized_keys.clone();
     for key in extra_keys {

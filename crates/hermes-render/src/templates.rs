@@ -40,6 +40,8 @@ pub(crate) const DOCKER: &[(&str, &str)] = &[template!("daemon.json.tera")];
 pub(crate) const PROXY: &[(&str, &str)] = &[
     template!("proxy", "agents.conf.tera"),
     template!("proxy", "proxy-certs.sh.tera"),
+    template!("proxy", "proxy-acme.sh.tera"),
+    template!("proxy", "certbot-ca.conf.tera"),
 ];
 
 /// An agent's templates: its Hermes configuration, its egress proxy's, and the image recipe's

@@ -129,6 +129,34 @@ fn the_container_is_locked_down_and_its_arguments_hold_no_secret() {
 }
 
 #[test]
+fn a_dashboard_runs_beside_the_gateway_on_loopback_and_is_part_of_its_health() {
+    let spec = spec(json!({"dashboard": {"enabled": true, "expose": false}}));
+    let args = agent_run_args(&spec, &placement());
+    let image = args.iter().position(|a| a.starts_with("sha256:")).unwrap();
+    assert_eq!(args[image - 1], "--entrypoint=/usr/bin/tini");
+    assert_eq!(args[image + 1..image + 5], ["-g", "--", "/bin/sh", "-c"]);
+    let script = &args[image + 5];
+    assert!(
+        script.contains("hermes dashboard --host 127.0.0.1 --port 9119 --no-open --skip-build"),
+        "{script}"
+    );
+    assert!(script.ends_with("& exec hermes gateway run"), "{script}");
+    let health = args
+        .iter()
+        .find(|a| a.starts_with("--health-cmd="))
+        .unwrap();
+    assert!(health.contains("http://127.0.0.1:8642/health"), "{health}");
+    assert!(
+        health.contains("http://127.0.0.1:9119/api/status"),
+        "{health}"
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--publish") || a == "-p"),
+        "nothing is published"
+    );
+}
+
+#[test]
 fn the_egress_proxy_allows_the_listed_hosts_only() {
     let files = egress_proxy_files("acme", &spec(json!({}))).unwrap();
     assert!(files.config.contains("FilterDefaultDeny Yes"));

@@ -120,3 +120,37 @@ fn a_bad_source_is_an_error_naming_it() {
     .unwrap_err();
     assert!(error.to_string().contains("`not-a-network`"), "{error}");
 }
+
+#[test]
+fn a_proxy_with_acme_opens_port_80_to_anyone_for_its_challenges() {
+    let firewall = |proxy: serde_json::Value| {
+        let mut attrs: Attrs = serde_json::from_value(json!({
+            "admin-user": "ops", "ssh-port": 22, "ssh-allow-from": [], "authorized-keys": [],
+            "fail2ban": {"enabled": false, "max-retry": 3, "find-time": "10m", "ban-time": "1h", "recidive": false},
+            "unattended-upgrades": {"enabled": true, "reboot": false, "reboot-window": "03:30"},
+        }))
+        .unwrap();
+        attrs.insert("proxy".to_owned(), proxy);
+        let facts = HostFacts {
+            kernel_own: true,
+            admin_source: None,
+        };
+        let rendered =
+            hardening_files(&HardeningSpec::from_attrs(&attrs).unwrap(), &facts, &[]).unwrap();
+        rendered
+            .files
+            .into_iter()
+            .find(|f| f.path.ends_with("nftables.conf"))
+            .unwrap()
+            .content
+    };
+    let from = json!(["203.0.113.0/24"]);
+    let acme = firewall(json!({"port": 443, "from": from, "listen": "public", "acme": true}));
+    assert!(
+        acme.contains("tcp dport 443 ip saddr { 203.0.113.0/24 } accept"),
+        "{acme}"
+    );
+    assert!(acme.contains("\t\ttcp dport 80 accept\n"), "{acme}");
+    let plain = firewall(json!({"port": 443, "from": from, "listen": "public"}));
+    assert!(!plain.contains("dport 80 "), "{plain}");
+}

@@ -10,6 +10,8 @@
 //!   every request, as a container from the [tools image](tools_image) on a testbed network;
 //! - [`Forbidden`]: a server that answers anything with `FORBIDDEN-REACHED` and counts hits,
 //!   so later tests can prove that agents never reach it;
+//! - [`AcmeServer`]: Pebble, Let's Encrypt's test ACME server (Debian's package), with its DNS
+//!   stand-in, for certificates issued over ACME;
 //! - [`Latency`]: a fixed round-trip delay on a testbed network (the kernel here has no `netem`;
 //!   see [`latency`] for how it is done instead).
 //!
@@ -23,6 +25,7 @@
 //! Network rule: the testbed contacts only loopback and the containers and networks it created
 //! ([`http`] refuses any other address); every wait is bounded in count and time.
 
+pub mod acme;
 mod blocking;
 pub mod cleanup;
 mod container;
@@ -35,6 +38,7 @@ pub mod network;
 mod testbed;
 pub mod tools_image;
 
+pub use acme::AcmeServer;
 pub use cleanup::{Removed, remove_everything_labelled};
 pub use e2e::{LocalStackGuard, StackDir, run_binary};
 pub use fake_llm::{FakeLlm, FakeLlmOptions, RecordedRequest};

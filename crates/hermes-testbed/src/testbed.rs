@@ -122,6 +122,11 @@ impl Testbed {
         Forbidden::start(self, network, options).await
     }
 
+    /// Starts the ACME server on `network` (see [`AcmeServer`]).
+    pub async fn acme(&self, network: &TestNetwork) -> anyhow::Result<crate::AcmeServer> {
+        crate::AcmeServer::start(self, network).await
+    }
+
     /// Adds `round_trip` of delay to `network` (see [`Latency::add`]).
     pub async fn latency(
         &self,

@@ -1,5 +1,5 @@
-//! The testbed's tools image: Debian 12 (bookworm, minbase) with `python3`, `iproute2`, `curl`
-//! and `ca-certificates`, built from Debian packages like the product's own images
+//! The testbed's tools image: Debian 12 (bookworm, minbase) with `python3`, `iproute2`, `curl`,
+//! `ca-certificates`, and Pebble with `openssl` for the ACME server, built from Debian packages like the product's own images
 //! ([`ImageRecipe::bookworm`]). Its tag is content-addressed, so it is built once per recipe and
 //! then reused. The testbed's servers are Python scripts passed at `docker run` time, so changing
 //! a script never rebuilds the image.
@@ -9,7 +9,14 @@ use hermes_provider_local::Docker;
 use hermes_provider_local::image::ImageRecipe;
 
 /// Packages of the tools image (their dependencies come too).
-pub const PACKAGES: &[&str] = &["python3", "iproute2", "curl", "ca-certificates"];
+pub const PACKAGES: &[&str] = &[
+    "python3",
+    "iproute2",
+    "curl",
+    "ca-certificates",
+    "pebble",
+    "openssl",
+];
 
 const CHANGES: &[&str] = &["ENV PYTHONUNBUFFERED=1", "ENV PYTHONDONTWRITEBYTECODE=1"];
 

@@ -102,7 +102,8 @@ echo "apparmor $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null || echo
 ids=$(docker ps -q --filter label=hermes-infra/role=agent 2>/dev/null || true)
 for id in $ids; do
     echo "container $id"
-    docker top "$id" -eo args 2>/dev/null | tail -n +2 | sed 's/^/process /'
+    # docker top wants a PID column; the command lines follow it.
+    docker top "$id" -eo pid,args 2>/dev/null | tail -n +2 | sed 's/^ *[0-9][0-9]* *//; s/^/process /'
 done
 echo "inspect"
 if [ -n "$ids" ]; then docker container inspect $ids; else echo "[]"; fi

@@ -3,6 +3,7 @@
 mod cancel;
 mod failure;
 mod host_keys;
+mod image_history;
 mod lock;
 mod observe;
 mod ordering;

@@ -103,11 +103,17 @@ fn hostname(
             )),
         );
     }
-    if file.proxy.tls == TlsMode::Acme && hostname.as_str().ends_with(".localhost") {
+    if file.proxy.tls == TlsMode::Acme
+        && file.proxy.acme_directory.is_none()
+        && hostname.as_str().ends_with(".localhost")
+    {
         p.add(
             path,
-            "ACME cannot issue certificates for `.localhost` names",
-            Some("use a public DNS name, or tls = \"self-signed\"".to_owned()),
+            "ACME (Let's Encrypt) cannot issue certificates for `.localhost` names",
+            Some(
+                "use a public DNS name, tls = \"self-signed\", or a private `acme-directory`"
+                    .to_owned(),
+            ),
         );
     }
 }
@@ -164,6 +170,16 @@ fn dashboard(name: &str, agent: &Agent, path: &KeyPath, p: &mut Problems) {
             path.key("expose"),
             "an exposed dashboard needs the agent's `hostname` (it is served at `dashboard.<hostname>`)",
             Some(format!("add `hostname = \"{name}.example.com\"` to [agents.{name}]")),
+        );
+    }
+    if d.enabled && d.auth.is_some() && agent.hostname.is_some() {
+        p.add(
+            path.key("expose"),
+            "this version of hermes-infra does not serve dashboards through the reverse proxy",
+            Some(format!(
+                "remove `expose` and open the dashboard with `hermes-infra tunnel STACK {name}` \
+                 (over SSH, on this machine only)"
+            )),
         );
     }
 }

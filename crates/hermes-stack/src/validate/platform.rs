@@ -80,11 +80,18 @@ fn bedrock(file: &StackFile, loaded: &LoadedStack, p: &mut Problems) {
 fn proxy(file: &StackFile, p: &mut Problems) {
     let proxy = KeyPath::of(&["proxy"]);
     match file.proxy.tls {
-        TlsMode::Acme if matches!(file.provider, Provider::Local(_)) => {
+        TlsMode::Acme
+            if matches!(file.provider, Provider::Local(_))
+                && file.proxy.acme_directory.is_none() =>
+        {
             p.add(
                 proxy.key("tls"),
-                "ACME cannot issue certificates for local hosts",
-                Some("use tls = \"self-signed\" on local stacks".to_owned()),
+                "ACME cannot issue certificates for local hosts (Let's Encrypt cannot reach them)",
+                Some(
+                    "use tls = \"self-signed\" on local stacks, or the `acme-directory` of a \
+                     private ACME server that reaches the hosts"
+                        .to_owned(),
+                ),
             );
         }
         TlsMode::Acme if file.proxy.acme_email.is_none() => {
@@ -106,5 +113,20 @@ fn proxy(file: &StackFile, p: &mut Problems) {
             );
         }
         _ => {}
+    }
+    if file.proxy.tls != TlsMode::Acme {
+        for (key, set) in [
+            ("acme-email", file.proxy.acme_email.is_some()),
+            ("acme-directory", file.proxy.acme_directory.is_some()),
+            ("acme-ca", file.proxy.acme_ca.is_some()),
+        ] {
+            if set {
+                p.add(
+                    proxy.key(key),
+                    format!("`{key}` is set but the proxy does not use ACME"),
+                    Some(format!("add tls = \"acme\" to [proxy], or remove `{key}`")),
+                );
+            }
+        }
     }
 }

@@ -140,6 +140,14 @@ pub struct Proxy {
     /// Contact address for ACME.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_email: Option<String>,
+    /// The ACME directory (default: Let's Encrypt's); a private ACME server's, such as
+    /// step-ca's, for hosts on a private network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_directory: Option<Url>,
+    /// The CA certificate (PEM) to trust when talking to a private ACME directory, as a
+    /// reference (`file:ca.pem`, `env:NAME`): it is not a secret, but read the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_ca: Option<SecretRef>,
     /// Which addresses the proxy listens on.
     #[serde(default)]
     pub listen: ProxyListen,
@@ -156,6 +164,8 @@ impl Default for Proxy {
         Self {
             tls: TlsMode::default(),
             acme_email: None,
+            acme_directory: None,
+            acme_ca: None,
             listen: ProxyListen::default(),
             allow_from: Vec::new(),
             port: 443,
