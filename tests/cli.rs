@@ -44,6 +44,8 @@ fn version_and_help_show_only_working_verbs() {
             "logs",
             "exec",
             "rotate",
+            "tunnel",
+            "rollback",
             "image",
             "schema",
             "completions",
