@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod local_images;
 mod output;
+mod registry_push;
 mod saved_plan;
 mod secrets;
 mod wiring;

@@ -12,10 +12,12 @@ use anyhow::{Context, bail};
 use hermes_core::seams::{Provider, StateStore as _};
 use hermes_engine::{Engine, Event, Reporter};
 use hermes_provider_local::{Admin, LocalProvider};
-use hermes_provider_ssh::{KnownHosts, SshHostProvider, SshSettings};
+use hermes_provider_ssh::{KnownHosts, RegistryAccess, SshHostProvider, SshSettings};
 use hermes_remote::SshConfig;
 use hermes_stack::LoadedStack;
-use hermes_stack::wire::{Provider as ProviderConfig, State as StateConfig};
+use hermes_stack::wire::{
+    GenericRegistry, Provider as ProviderConfig, Registry, State as StateConfig,
+};
 
 use crate::output::Printer;
 use crate::secrets::LocalSecrets;
@@ -26,6 +28,15 @@ const SSH_OP_TIMEOUT: Duration = Duration::from_mins(30);
 const DOCKER_TIMEOUT: Duration = Duration::from_mins(5);
 
 /// The folder a stack file lives in (relative paths in the stack start there).
+/// The stack's secret references resolved on this machine (`file:` paths from the stack's
+/// folder).
+pub(crate) fn secrets(stack: &LoadedStack) -> LocalSecrets {
+    LocalSecrets {
+        base: stack_dir(stack),
+        cmd_timeout: Duration::from_secs(30),
+    }
+}
+
 pub(crate) fn stack_dir(stack: &LoadedStack) -> PathBuf {
     stack
         .path
@@ -105,10 +116,7 @@ pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Resul
     let store = Arc::new(hermes_state::LocalStateStore::new(
         data_dir(stack)?.join("state"),
     ));
-    let secrets = Arc::new(LocalSecrets {
-        base: stack_dir(stack),
-        cmd_timeout: Duration::from_secs(30),
-    });
+    let secrets = Arc::new(secrets(stack));
     let reporter = Arc::new(TextReporter { printer });
     let admin_user = stack.file.ssh.admin_user.to_string();
     let (providers, local, admin_key): (Vec<Arc<dyn Provider>>, _, _) = match &stack.file.provider {
@@ -146,6 +154,19 @@ pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Resul
         // A cold hardening installs packages: minutes on a slow host (a VM under software
         // emulation took over ten).
         ssh_config.op_timeout = SSH_OP_TIMEOUT;
+        let local_egress = hermes_provider_local::image::ImageRecipe::egress_proxy().tag();
+        let (egress_image, registry) = match &stack.file.registry {
+            Some(Registry::Generic(generic)) => (
+                GenericRegistry::reference(&generic.egress_repository(), &local_egress),
+                Some(RegistryAccess {
+                    server: generic.server.clone(),
+                    username: generic.username.clone(),
+                    password: generic.password.clone(),
+                    ca: generic.ca.clone(),
+                }),
+            ),
+            _ => (local_egress, None),
+        };
         let ssh = SshHostProvider::new(
             ssh_config,
             known,
@@ -155,9 +176,15 @@ pub(crate) async fn wire(stack: &LoadedStack, printer: Printer) -> anyhow::Resul
                 extra_keys: vec![key.public_key.clone()],
                 concurrency: hermes_provider_ssh::DEFAULT_CONCURRENCY,
                 revert_after: hermes_provider_ssh::DEFAULT_REVERT_AFTER,
-                egress_image: hermes_provider_local::image::ImageRecipe::egress_proxy().tag(),
+                egress_image,
+                registry: registry.clone(),
             },
-            Some(Arc::new(crate::local_images::LocalImages::new(printer))),
+            // With a registry hosts pull; without, this machine's images go to them.
+            if registry.is_some() {
+                None
+            } else {
+                Some(Arc::new(crate::local_images::LocalImages::new(printer)))
+            },
         );
         providers.push(Arc::new(ssh.clone()));
         hosts = Some(ssh);

@@ -17,17 +17,19 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use serde_json::json;
 
+use hermes_core::seams::SecretSource as _;
 use hermes_core::{Address, Kind, ObservedResource};
 use hermes_provider_local::Docker;
 use hermes_provider_local::image::ImageRecipe;
 use hermes_provider_ssh::{HostImage, ImageSource as _};
 use hermes_stack::LoadedStack;
-use hermes_stack::wire::Image;
+use hermes_stack::wire::{GenericRegistry, Image, Registry};
 
 use crate::Outcome;
 use crate::cli::{OutputFormat, StackArgs};
 use crate::local_images::LocalImages;
 use crate::output::Printer;
+use crate::registry_push::RegistrySession;
 use crate::wiring;
 
 /// Bound on each `docker` call (an import of a 500 MB root filesystem included).
@@ -114,8 +116,71 @@ pub(crate) async fn before_apply(
         .any(|c| c.address.kind == Kind::Agent && c.action != hermes_plan::Action::Delete);
     if deploys && stack.file.image.upstream.is_none() {
         ensure_built(stack, printer).await?;
+        // With a registry, hosts pull: what they pull must be there first.
+        if let Some(Registry::Generic(registry)) = &stack.file.registry {
+            to_registry(stack, registry, printer).await?;
+        }
     }
     Ok(())
+}
+
+/// One image pushed to a registry.
+#[derive(Debug, Serialize)]
+struct Pushed {
+    /// This machine's tag.
+    local: String,
+    /// Where it went (`server/repository:tag`).
+    reference: String,
+    /// The registry's digest of it: what `[image] digest` pins.
+    digest: String,
+}
+
+/// Pushes the stack's built agent image and the egress proxy image to `registry`.
+async fn to_registry(
+    stack: &LoadedStack,
+    registry: &GenericRegistry,
+    printer: Printer,
+) -> anyhow::Result<Vec<Pushed>> {
+    let built = ensure_built(stack, printer).await?;
+    let password = match &registry.password {
+        Some(reference) => Some(
+            wiring::secrets(stack)
+                .resolve(reference)
+                .await
+                .with_context(|| format!("the password of registry `{}`", registry.server))?,
+        ),
+        None => None,
+    };
+    let login = registry.username.as_deref().zip(password.as_ref());
+    let session = RegistrySession::open(&registry.server, login).await?;
+    let targets = [
+        (
+            built.agent_tag.clone(),
+            GenericRegistry::reference(&registry.agent_repository(), &built.agent_tag),
+        ),
+        (
+            built.egress_tag.clone(),
+            GenericRegistry::reference(&registry.egress_repository(), &built.egress_tag),
+        ),
+    ];
+    let mut pushed = Vec::new();
+    for (local, reference) in targets {
+        let started = Instant::now();
+        let digest = session
+            .push(&local, &reference)
+            .await
+            .with_context(|| format!("pushing {local} to registry `{}`", registry.server))?;
+        printer.err(&format!(
+            "  image: {local} pushed as {reference}@{digest} in {:.1}s\n",
+            started.elapsed().as_secs_f64()
+        ));
+        pushed.push(Pushed {
+            local,
+            reference,
+            digest,
+        });
+    }
+    Ok(pushed)
 }
 
 fn print(
@@ -166,11 +231,34 @@ pub(crate) async fn push(
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
     let stack = args.stack.display().to_string();
-    if loaded.file.registry.is_some() {
-        bail!(
-            "{stack}: pushing to a `[registry]` is not built yet; without one, `image push` \
-             sends the image to the hosts over SSH"
-        );
+    match &loaded.file.registry {
+        Some(Registry::Generic(registry)) => {
+            let pushed = to_registry(&loaded, registry, printer).await?;
+            match output {
+                OutputFormat::Json => printer.json(&json!({
+                    "scope": loaded.scope(),
+                    "registry": registry.server,
+                    "images": pushed,
+                }))?,
+                OutputFormat::Text => {
+                    let mut text = String::new();
+                    for image in &pushed {
+                        let _ = writeln!(
+                            text,
+                            "{} -> {}@{}",
+                            image.local, image.reference, image.digest
+                        );
+                    }
+                    printer.out(&text);
+                }
+            }
+            return Ok(Outcome::Done);
+        }
+        Some(Registry::Ecr(_)) => bail!(
+            "{stack}: pushing to ECR comes with the AWS provider and is not built yet; a \
+             `[registry.generic]` or no registry (images over SSH) works"
+        ),
+        None => {}
     }
     // Each host gets the images its agents run (as the plan names them: the built tag, a
     // digest pin, an upstream image, an agent's own) and the egress proxy's.

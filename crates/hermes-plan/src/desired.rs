@@ -300,9 +300,14 @@ fn image(file: &StackFile, agent: &Agent) -> String {
         .tag
         .clone()
         .unwrap_or_else(|| file.image.hermes_version.clone());
+    // With a registry, hosts pull the image from it; without, this machine's tag goes to them.
+    let repository = match &file.registry {
+        Some(Registry::Generic(generic)) => generic.agent_repository(),
+        _ => "hermes-agent".to_owned(),
+    };
     match &file.image.digest {
-        Some(digest) => format!("hermes-agent:{tag}@{digest}"),
-        None => format!("hermes-agent:{tag}"),
+        Some(digest) => format!("{repository}:{tag}@{digest}"),
+        None => format!("{repository}:{tag}"),
     }
 }
 

@@ -185,10 +185,19 @@ pub(crate) async fn apply(
     ])
     .map_err(|e| fail(agent, host, format!("cannot build the file bundle: {e}")))?;
 
-    // The image as this machine resolved it (its id), when images are sent from here: a digest
-    // pin is then the image's id, and the host's tag cannot lag behind.
+    // The image by its id: pulled from the registry, or as this machine resolved it when images
+    // are sent from here (a digest pin is then the image's id, and the host's tag cannot lag).
     let mut image = spec.image.clone();
-    if let Some(source) = &inner.images {
+    if let Some(registry) = &inner.settings.registry {
+        let references = [spec.image.clone(), inner.settings.egress_image.clone()];
+        let ids = inner
+            .pull_images(host, &ctx.world, registry, ctx, &references)
+            .await
+            .map_err(|e| fail(agent, host, e))?;
+        if let Some(first) = ids.first() {
+            image.clone_from(first);
+        }
+    } else if let Some(source) = &inner.images {
         let references = [spec.image.clone(), inner.settings.egress_image.clone()];
         let ensured = inner
             .ensure_images(host, &ctx.world, source.as_ref(), &references)

@@ -44,7 +44,7 @@ pub struct ImageTransfer {
 }
 
 /// `sha256:<64 hex>`, the only form of image id accepted (it lands in scripts).
-fn checked_id(id: &str) -> Result<&str, ProviderError> {
+pub(crate) fn checked_id(id: &str) -> Result<&str, ProviderError> {
     let hex = id.strip_prefix("sha256:").unwrap_or_default();
     if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
         Ok(hex)
@@ -58,7 +58,7 @@ fn checked_id(id: &str) -> Result<&str, ProviderError> {
 impl Inner {
     /// Runs `script` as root on `host` with `payload` after it, over the run's connection; a
     /// failed exit is an error naming the host and `step`.
-    async fn run_root_checked(
+    pub(crate) async fn run_root_checked(
         &self,
         host: &str,
         world: &BTreeMap<Address, ObservedResource>,

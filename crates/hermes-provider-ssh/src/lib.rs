@@ -25,6 +25,7 @@ mod facts;
 mod images;
 mod manifest;
 mod payload;
+mod pull;
 mod scripts;
 
 use std::collections::BTreeMap;
@@ -83,8 +84,24 @@ pub struct SshSettings {
     pub concurrency: usize,
     /// When an unconfirmed sshd or firewall change is reverted by the host itself.
     pub revert_after: Duration,
-    /// The egress proxy image's tag (what `image push` sends to hosts with agents).
+    /// The egress proxy image's reference: this machine's tag that `image push` sends to hosts
+    /// with agents, or where hosts pull it from the registry.
     pub egress_image: String,
+    /// The registry hosts pull agent images from (none: images go over SSH).
+    pub registry: Option<RegistryAccess>,
+}
+
+/// How hosts reach the stack's registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryAccess {
+    /// `host[:port]`.
+    pub server: String,
+    /// The login's user (none: the registry needs no login).
+    pub username: Option<String>,
+    /// The login's password, as a reference.
+    pub password: Option<hermes_core::SecretRef>,
+    /// The CA to trust for the registry's certificate, as a reference.
+    pub ca: Option<hermes_core::SecretRef>,
 }
 
 /// What the provider did on one host during this run, for the CLI's report.

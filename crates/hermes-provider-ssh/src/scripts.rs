@@ -14,6 +14,9 @@ pub(crate) const AGENT: &str = include_str!("../assets/agent.sh");
 /// A new API key for one agent.
 pub(crate) const ROTATE: &str = include_str!("../assets/rotate.sh");
 
+/// Images from the stack's registry (login, CA, pull).
+pub(crate) const PULL: &str = include_str!("../assets/pull.sh");
+
 /// `value` as one single-quoted shell word.
 pub(crate) fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
@@ -57,7 +60,7 @@ mod tests {
 
     #[test]
     fn every_script_is_valid_sh() {
-        for script in [FACTS, PHASE, CONFIRM, REVERT, AGENT, ROTATE] {
+        for script in [FACTS, PHASE, CONFIRM, REVERT, AGENT, ROTATE, PULL] {
             let status = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .status()

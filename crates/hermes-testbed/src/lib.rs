@@ -12,6 +12,7 @@
 //!   so later tests can prove that agents never reach it;
 //! - [`AcmeServer`]: Pebble, Let's Encrypt's test ACME server (Debian's package), with its DNS
 //!   stand-in, for certificates issued over ACME;
+//! - [`Registry`]: an image registry (Debian's `docker-registry`, TLS, basic auth);
 //! - [`Latency`]: a fixed round-trip delay on a testbed network (the kernel here has no `netem`;
 //!   see [`latency`] for how it is done instead).
 //!
@@ -35,6 +36,7 @@ pub mod forbidden;
 pub mod http;
 pub mod latency;
 pub mod network;
+pub mod registry;
 mod testbed;
 pub mod tools_image;
 
@@ -45,6 +47,7 @@ pub use fake_llm::{FakeLlm, FakeLlmOptions, RecordedRequest};
 pub use forbidden::{Forbidden, ForbiddenOptions, Hits};
 pub use latency::Latency;
 pub use network::{NetworkOptions, TestNetwork};
+pub use registry::Registry;
 pub use testbed::{KEEP_ENV, Testbed};
 
 /// Label on everything any testbed creates (value `1`).

@@ -1,5 +1,6 @@
 //! The testbed's tools image: Debian 12 (bookworm, minbase) with `python3`, `iproute2`, `curl`,
-//! `ca-certificates`, and Pebble with `openssl` for the ACME server, built from Debian packages like the product's own images
+//! `ca-certificates`, Pebble with `openssl` for the ACME server, and `docker-registry` with
+//! `htpasswd` for the image registry, built from Debian packages like the product's own images
 //! ([`ImageRecipe::bookworm`]). Its tag is content-addressed, so it is built once per recipe and
 //! then reused. The testbed's servers are Python scripts passed at `docker run` time, so changing
 //! a script never rebuilds the image.
@@ -16,6 +17,8 @@ pub const PACKAGES: &[&str] = &[
     "ca-certificates",
     "pebble",
     "openssl",
+    "docker-registry",
+    "apache2-utils",
 ];
 
 const CHANGES: &[&str] = &["ENV PYTHONUNBUFFERED=1", "ENV PYTHONDONTWRITEBYTECODE=1"];

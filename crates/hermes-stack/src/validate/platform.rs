@@ -49,6 +49,15 @@ pub(super) fn platform(file: &StackFile, loaded: &LoadedStack, p: &mut Problems)
             ),
         );
     }
+    if let Some(Registry::Generic(generic)) = &file.registry
+        && generic.username.is_some() != generic.password.is_some()
+    {
+        p.add(
+            KeyPath::of(&["registry", "generic"]),
+            "a registry login needs both `username` and `password`",
+            Some("add the one missing, or remove both for a registry without login".to_owned()),
+        );
+    }
     bedrock(file, loaded, p);
     proxy(file, p);
 }

@@ -78,6 +78,28 @@ pub struct GenericRegistry {
     /// Password or token (a secret reference).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretRef>,
+    /// The CA certificate (PEM) to trust for a registry whose certificate no public CA signed,
+    /// as a reference (`file:ca.pem`); hosts get it in `/etc/docker/certs.d/<server>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<SecretRef>,
+}
+
+impl GenericRegistry {
+    /// Where the agent image goes: `server/repository`.
+    pub fn agent_repository(&self) -> String {
+        format!("{}/{}", self.server, self.repository)
+    }
+
+    /// Where the egress proxy image goes: `server/repository-egress-proxy`.
+    pub fn egress_repository(&self) -> String {
+        format!("{}/{}-egress-proxy", self.server, self.repository)
+    }
+
+    /// `repository` (one of the above) with the tag of this machine's `local` reference.
+    pub fn reference(repository: &str, local: &str) -> String {
+        let tag = local.rsplit_once(':').map_or("latest", |(_, t)| t);
+        format!("{repository}:{tag}")
+    }
 }
 
 /// The AWS account used for ECR and IAM.
