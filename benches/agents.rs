@@ -13,7 +13,8 @@
 //!    every agent is replaced, health-gated.
 //!
 //! After 2 and 4, `status` must report every agent healthy. The hosts are removed at the end,
-//! also on failure (`LocalStackGuard`), after a `destroy --yes`; the derived image too.
+//! also on failure (`LocalStackGuard`), after a `destroy --yes`; the derived image too
+//! ([`DerivedImage`]).
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 #![allow(
@@ -24,9 +25,9 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::process::Command;
 use std::time::Duration;
 
+use hermes_testbed::DerivedImage;
 use serde_json::Value;
 use support::{SHORT_TIMEOUT, Stack, done, load, uptime};
 
@@ -114,37 +115,6 @@ fn timed(stack: &Stack, what: &'static str) -> Row {
     row
 }
 
-/// A derived image on this machine's engine (removed on drop): `base` with one more label.
-struct Derived {
-    id: String,
-    tag: String,
-}
-
-impl Derived {
-    fn of(base: &str) -> Self {
-        let tag = format!("hermes-infra-bench/agent:{}", std::process::id());
-        let name = format!("hermes-infra-bench-commit-{}", std::process::id());
-        let docker = |args: &[&str]| {
-            let out = Command::new("docker").args(args).output().unwrap();
-            assert!(out.status.success(), "docker {args:?}: {out:?}");
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        };
-        docker(&["create", "--name", &name, base]);
-        docker(&["commit", "--change", "LABEL bench=upgrade", &name, &tag]);
-        docker(&["rm", &name]);
-        let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
-        Self { id, tag }
-    }
-}
-
-impl Drop for Derived {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["image", "rm", &self.tag])
-            .output();
-    }
-}
-
 fn main() {
     println!("agents: load at start: {}", uptime());
     let stack = Stack::new("bench-agents", HOSTS, body);
@@ -166,7 +136,7 @@ fn main() {
     assert_eq!(agents, usize::try_from(HOSTS * AGENTS_PER_HOST).unwrap());
     rows.push(timed(&stack, "no-op"));
 
-    let upgrade = Derived::of("hermes-agent:0.19.0");
+    let upgrade = DerivedImage::of("hermes-agent:0.19.0", "LABEL bench=upgrade").unwrap();
     stack.write(&body_with(HOSTS, &format!("digest = \"{}\"", upgrade.id)));
     rows.push(timed(&stack, "rolling upgrade"));
     all_healthy(&stack);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use agents::{Proxy, addresses};
 use hardening::{APPLY_TIMEOUT, SHORT_TIMEOUT, Stack};
-use hermes_testbed::{ForbiddenOptions, Testbed};
+use hermes_testbed::{DerivedImage, ForbiddenOptions, Testbed};
 use serde_json::Value;
 
 const BUILD_TIMEOUT: Duration = Duration::from_mins(20);
@@ -63,40 +63,6 @@ secrets = {{ CRM_TOKEN = "file:crm.txt" }}
 env = {{ {acme_env} }}
 {globex}"#
     )
-}
-
-/// An image made on this machine's engine for one test (removed with it).
-struct LocalImage {
-    id: String,
-    tag: String,
-}
-
-impl LocalImage {
-    /// `base` with one Dockerfile instruction more (`change`), under a new id.
-    fn derived_from(base: &str, change: &str) -> Self {
-        let n = std::process::id();
-        let hex = hermes_core::digest::of_json(&change);
-        let tag = format!("hermes-infra-test/agent:{n}-{}", &hex[7..19]);
-        let name = format!("hermes-infra-test-commit-{n}");
-        let docker = |args: &[&str]| {
-            let out = Command::new("docker").args(args).output().unwrap();
-            assert!(out.status.success(), "docker {args:?}: {out:?}");
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        };
-        docker(&["create", "--name", &name, base]);
-        docker(&["commit", "--change", change, &name, &tag]);
-        docker(&["rm", &name]);
-        let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
-        Self { id, tag }
-    }
-}
-
-impl Drop for LocalImage {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["image", "rm", &self.tag])
-            .output();
-    }
 }
 
 /// `hermes-infra tunnel STACK AGENT` running on a free local port (stopped on drop).
@@ -488,7 +454,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     // data, and the plan then shows the stack's image pending. Nothing before it to roll
     // back to is an error that changes nothing.
     let upgrade =
-        LocalImage::derived_from("hermes-agent:0.19.0", "LABEL hermes-infra-test=upgrade");
+        DerivedImage::of("hermes-agent:0.19.0", "LABEL hermes-infra-test=upgrade").unwrap();
     let upgraded_to = format!("digest = \"{}\"", upgrade.id);
     stack.write(&body(&upgraded_to, true, tz));
     let upgraded = stack.apply(&[]).ok().json();
@@ -573,7 +539,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
             .stdout
     };
     let serving = container();
-    let broken = LocalImage::derived_from("hermes-agent:0.19.0", "ENV PYTHONHOME=/nonexistent");
+    let broken = DerivedImage::of("hermes-agent:0.19.0", "ENV PYTHONHOME=/nonexistent").unwrap();
     stack.write(&body(&format!("digest = \"{}\"", broken.id), true, tz));
     let refused = stack.apply(&[]);
     assert_eq!(refused.code, 1, "{refused:?}");

@@ -1,7 +1,8 @@
 """hermes-testbed ACME server: Let's Encrypt's test server Pebble (Debian's `pebble` package),
 with its DNS stand-in pebble-challtestsrv, for tests of certificates issued over ACME.
 
-Test support only: never part of the hermes-infra release. Python 3 standard library, openssl.
+Test support only: never part of the hermes-infra release. Python 3 standard library, openssl (through
+assets/tls.py, prepended).
 
 At start: makes a CA and, signed by it, the certificate of Pebble's own HTTPS listener for the
 name in ACME_ALIAS; starts pebble-challtestsrv (DNS on 8053, management on 8055, every name
@@ -26,24 +27,8 @@ ALIAS = os.environ.get("ACME_ALIAS", "acme.hermes.test")
 WORK = "/tmp/acme"
 
 
-def run(*args):
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 def make_certificates():
-    os.makedirs(WORK, exist_ok=True)
-    run("openssl", "req", "-x509", "-new", "-nodes", "-newkey", "ec",
-        "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", f"{WORK}/ca.key",
-        "-out", f"{WORK}/ca.crt", "-days", "30", "-subj", "/CN=hermes-testbed ACME listener CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("openssl", "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-keyout", f"{WORK}/listener.key", "-out", f"{WORK}/listener.csr", "-subj", f"/CN={ALIAS}")
-    with open(f"{WORK}/listener.ext", "w") as f:
-        f.write(f"subjectAltName=DNS:{ALIAS}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
-    run("openssl", "x509", "-req", "-in", f"{WORK}/listener.csr", "-CA", f"{WORK}/ca.crt",
-        "-CAkey", f"{WORK}/ca.key", "-CAcreateserial", "-out", f"{WORK}/listener.crt",
-        "-days", "30", "-extfile", f"{WORK}/listener.ext")
+    make_ca_and_server_cert(WORK, "hermes-testbed ACME listener CA", ALIAS, [f"DNS:{ALIAS}"])
 
 
 def start_servers():
@@ -51,8 +36,8 @@ def start_servers():
         "pebble": {
             "listenAddress": "0.0.0.0:14000",
             "managementListenAddress": "0.0.0.0:15000",
-            "certificate": f"{WORK}/listener.crt",
-            "privateKey": f"{WORK}/listener.key",
+            "certificate": f"{WORK}/server.crt",
+            "privateKey": f"{WORK}/server.key",
             "httpPort": 80,
             "tlsPort": 443,
             "ocspResponderURL": "",

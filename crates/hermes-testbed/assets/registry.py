@@ -2,8 +2,8 @@
 with TLS from a CA of its own and basic auth (htpasswd), for tests of `image push` and of
 hosts pulling by digest.
 
-Test support only: never part of the hermes-infra release. Python 3 standard library, openssl,
-htpasswd (apache2-utils).
+Test support only: never part of the hermes-infra release. Python 3 standard library, openssl
+(through assets/tls.py, prepended), htpasswd (apache2-utils).
 
 At start: makes a CA and, signed by it, the registry's certificate for its address on the
 network (REGISTRY_IP) and REGISTRY_ALIAS; one user, REGISTRY_USER with REGISTRY_PASSWORD; then
@@ -29,25 +29,10 @@ def own_ip():
     return subprocess.run(["hostname", "-I"], check=True, capture_output=True, text=True).stdout.split()[0]
 
 
-def run(*args, **kwargs):
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
-
-
 def setup():
     os.makedirs(f"{WORK}/data", exist_ok=True)
-    ip = own_ip()
-    run("openssl", "req", "-x509", "-new", "-nodes", "-newkey", "ec",
-        "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", f"{WORK}/ca.key",
-        "-out", f"{WORK}/ca.crt", "-days", "30", "-subj", "/CN=hermes-testbed registry CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    run("openssl", "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-        "-keyout", f"{WORK}/server.key", "-out", f"{WORK}/server.csr", "-subj", f"/CN={ALIAS}")
-    with open(f"{WORK}/server.ext", "w") as f:
-        f.write(f"subjectAltName=DNS:{ALIAS},IP:{ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
-    run("openssl", "x509", "-req", "-in", f"{WORK}/server.csr", "-CA", f"{WORK}/ca.crt",
-        "-CAkey", f"{WORK}/ca.key", "-CAcreateserial", "-out", f"{WORK}/server.crt",
-        "-days", "30", "-extfile", f"{WORK}/server.ext")
+    make_ca_and_server_cert(WORK, "hermes-testbed registry CA", ALIAS,
+                            [f"DNS:{ALIAS}", f"IP:{own_ip()}"])
     htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True,
                               capture_output=True, text=True).stdout
     with open(f"{WORK}/htpasswd", "w") as f:

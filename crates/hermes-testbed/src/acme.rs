@@ -11,8 +11,11 @@ use anyhow::{Context as _, ensure};
 use crate::container::{self, ContainerGuard, Service};
 use crate::{TestNetwork, Testbed, http};
 
-/// The server's script.
-pub const SCRIPT: &str = include_str!("../assets/acme.py");
+/// The server's script, after the TLS helper it uses.
+pub const SCRIPT: &str = concat!(
+    include_str!("../assets/tls.py"),
+    include_str!("../assets/acme.py")
+);
 /// Its DNS name on the network.
 pub const ALIAS: &str = "acme.hermes.test";
 /// The port of its helper (readiness, CAs, DNS records).

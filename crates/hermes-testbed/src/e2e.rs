@@ -315,3 +315,49 @@ mod tests {
         guard.disarm();
     }
 }
+
+/// An image made on this machine's Docker engine for one test or benchmark: `base` with one
+/// Dockerfile instruction more, under a new id (what a new release would bring). Its tag is
+/// removed on drop.
+#[derive(Debug)]
+pub struct DerivedImage {
+    /// Its id (`sha256:...`).
+    pub id: String,
+    tag: String,
+}
+
+impl DerivedImage {
+    /// `base` with `change` (a `docker commit --change` instruction, such as `LABEL a=b`),
+    /// tagged `hermes-infra-test/derived:<pid>-<digest of change>`.
+    pub fn of(base: &str, change: &str) -> anyhow::Result<Self> {
+        let pid = std::process::id();
+        let hex = hermes_core::digest::of_json(&change);
+        let tag = format!(
+            "hermes-infra-test/derived:{pid}-{}",
+            hex.get(7..19).unwrap_or("0")
+        );
+        let name = format!("hermes-infra-test-commit-{pid}");
+        let docker = |args: &[&str]| -> anyhow::Result<String> {
+            let out = Command::new("docker")
+                .args(args)
+                .output()
+                .context("running docker")?;
+            ensure!(out.status.success(), "docker {args:?}: {out:?}");
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        docker(&["create", "--name", &name, base])?;
+        let committed = docker(&["commit", "--change", change, &name, &tag]);
+        docker(&["rm", &name])?;
+        committed?;
+        let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag])?;
+        Ok(Self { id, tag })
+    }
+}
+
+impl Drop for DerivedImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["image", "rm", &self.tag])
+            .output();
+    }
+}

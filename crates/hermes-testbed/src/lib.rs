@@ -42,7 +42,7 @@ pub mod tools_image;
 
 pub use acme::AcmeServer;
 pub use cleanup::{Removed, remove_everything_labelled};
-pub use e2e::{LocalStackGuard, StackDir, run_binary};
+pub use e2e::{DerivedImage, LocalStackGuard, StackDir, run_binary};
 pub use fake_llm::{FakeLlm, FakeLlmOptions, RecordedRequest};
 pub use forbidden::{Forbidden, ForbiddenOptions, Hits};
 pub use latency::Latency;

@@ -10,8 +10,11 @@ use anyhow::{Context as _, ensure};
 use crate::container::{self, ContainerGuard, Service};
 use crate::{TestNetwork, Testbed, http};
 
-/// The server's script.
-pub const SCRIPT: &str = include_str!("../assets/registry.py");
+/// The server's script, after the TLS helper it uses.
+pub const SCRIPT: &str = concat!(
+    include_str!("../assets/tls.py"),
+    include_str!("../assets/registry.py")
+);
 /// Its DNS name on the network.
 pub const ALIAS: &str = "registry.hermes.test";
 /// Its one user.
