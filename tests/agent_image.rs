@@ -96,10 +96,14 @@ fn planned_spec(dir: &StackDir) -> AgentSpec {
     AgentSpec::from_attrs("acme", &agent.attrs).unwrap()
 }
 
+/// The agent's own UID, as a host allocates one: in no passwd of the image or of this machine,
+/// and not the image's user ([`HERMES_UID`]).
+const AGENT_UID: u32 = 10_007;
+
 fn write_owned(path: &Path, text: &str, mode: u32) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    chown(path, Some(HERMES_UID), Some(HERMES_UID)).unwrap();
+    chown(path, Some(AGENT_UID), Some(AGENT_UID)).unwrap();
 }
 
 async fn container_ip(container: &str, network: &str) -> IpAddr {
@@ -216,7 +220,7 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
     let home = data.path().join("data");
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    chown(&home, Some(HERMES_UID), Some(HERMES_UID)).unwrap();
+    chown(&home, Some(AGENT_UID), Some(AGENT_UID)).unwrap();
     write_owned(
         &home.join("config.yaml"),
         &hermes_render::agent_config("acme", &spec).unwrap(),
@@ -254,11 +258,15 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
             "--mount=type=bind,src={},dst=/etc/tinyproxy,readonly",
             proxy_conf.display()
         ),
+        format!("--health-cmd={}", hermes_render::egress_health_command()),
+        "--health-interval=2s".into(),
     ];
     proxy_args.extend(testbed.label_args(Some("egress-proxy")));
     proxy_args.push(egress_image);
     let refs: Vec<&str> = proxy_args.iter().map(String::as_str).collect();
     docker(&refs).await.unwrap();
+    // Its health check: tinyproxy's own 403 for a name nothing allows.
+    wait_healthy(&proxy_name).await;
     docker(&[
         "network",
         "connect",
@@ -284,6 +292,7 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
         image: image_id.clone(),
         network: agent_net.name().to_owned(),
         data_dir: home.display().to_string(),
+        user: format!("{AGENT_UID}:{AGENT_UID}"),
         egress_proxy: format!("egress:{EGRESS_PROXY_PORT}"),
         labels,
     };
@@ -349,6 +358,30 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
         (0, "200".to_owned()),
         "allowed host through the proxy"
     );
+    // The allowed host on another port, and a CONNECT to its plain-HTTP port: refused too
+    // (the filter matches whole URLs: plain HTTP only to the model's own endpoint).
+    let llm_host = &spec.egress[0];
+    let other_port = run(curl(format!("http://{llm_host}:8081/"), false)).await;
+    assert_eq!(other_port.1, "403", "another port: {other_port:?}");
+    let tunnel = run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_connect}",
+            "--max-time",
+            "5",
+            "--proxytunnel",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([format!("http://{llm_host}:8080/")])
+        .collect(),
+    )
+    .await;
+    assert_eq!(tunnel.1, "403", "CONNECT to the HTTP port: {tunnel:?}");
     let refused = run(curl(format!("http://{}:8080/", forbidden.alias()), false)).await;
     assert_eq!(
         refused.1, "403",
@@ -373,7 +406,8 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
     let state_owner = std::fs::metadata(home.join("state.db"))
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
         .unwrap();
-    assert_eq!(state_owner, HERMES_UID);
+    assert_eq!(state_owner, AGENT_UID);
+    assert_ne!(AGENT_UID, HERMES_UID);
 
     // CIS Docker section 5: nothing to warn about.
     let inspect: Value = serde_json::from_str(&inspect).unwrap();

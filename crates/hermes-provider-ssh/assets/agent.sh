@@ -1,12 +1,19 @@
-# hermes-infra agent script: deploys one agent on this host, idempotently. Runs as root.
-# Set before this text: AGENT, IMAGE (the tag the stack deploys), IMAGE_PLACEHOLDER (the word
-# in the run arguments that stands for the id IMAGE names here), EGRESS_IMAGE, AUDIT_WHO,
-# AUDIT_PLAN, HEALTHY_WITHIN (seconds).
+# hermes-infra agent script: deploys one agent on this host, idempotently. Runs as root, after
+# agent-files.sh (how root reaches into the agent's data directory: never through a path the
+# agent can write). Set before this text: AGENT, IMAGE (the tag the stack deploys),
+# IMAGE_PLACEHOLDER and USER_PLACEHOLDER (the words in the run arguments that stand for the id
+# IMAGE names here and for the agent's own UID:GID), EGRESS_IMAGE, AUDIT_WHO, AUDIT_PLAN,
+# HEALTHY_WITHIN (seconds).
 # Reads a tar stream on stdin: config.yaml, env (the agent's .env without its API key: every
 # other secret), preflight.env (the same without the messaging bridges' tokens: a trial run
-# must not poll a bot beside the running agent), tinyproxy.conf, filter, run.args and preflight.args (one `docker` argument a
-# line; the preflight's data is /var/lib/hermes-infra/preflight/$AGENT/data), labels
-# (`--label=K=V` lines for the networks and the proxy), manifest.json.
+# must not poll a bot beside the running agent), tinyproxy.conf, filter, egress.health (the
+# proxy's health check), run.args and preflight.args (one `docker` argument a line; the
+# preflight's data is /var/lib/hermes-infra/preflight/$AGENT/data), labels (`--label=K=V` lines
+# for the networks and the proxy), manifest.json.
+# The agent runs as a UID of its own (agent_uid), which owns its data directory (0700). Data
+# that another UID owns (a deployment from before per-agent UIDs) is handed over, links
+# themselves and never their targets, while no gateway runs, and handed back if the new
+# gateway fails.
 # The agent's API key lives here and only here: kept across applies, made on first deploy.
 # A new image or configuration starts first in a scratch home (the running agent keeps
 # serving); only when that one is healthy is the agent replaced, and if the replacement is not
@@ -22,8 +29,6 @@ tar -x -o -C "$stage" -f -
 log=/var/log/hermes-infra
 mkdir -p "$log" /etc/hermes-infra/agents
 chmod 700 "$log"
-home=/srv/hermes/$AGENT
-data=$home/data
 container=hermes-agent-$AGENT
 previous=$container-previous
 preflight=$container-preflight
@@ -52,6 +57,7 @@ args_of() { # args_of FILE [ARG]: `docker` with the file's lines (ARG after the 
     set --
     while IFS= read -r line; do
         [ "$line" = "$IMAGE_PLACEHOLDER" ] && line=$image_id
+        [ "$line" = "--user=$USER_PLACEHOLDER" ] && line="--user=$uid:$uid"
         set -- "$@" "$line"
         if [ -n "$extra" ]; then
             set -- "$@" "$extra"
@@ -87,6 +93,18 @@ image_id=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null) ||
 egress_id=$(docker image inspect -f '{{.Id}}' "$EGRESS_IMAGE" 2>/dev/null) ||
     fail "the image $EGRESS_IMAGE is not on this host; send it with \`hermes-infra image push\`"
 
+# The data directory (the agent's /opt/data): its own UID's, 0700. Its files are looked at
+# as the data's owner, and refused before anything changes when they are not regular files.
+uid=$(agent_uid) || exit 3
+install -d -o root -g root -m 755 /srv/hermes "$home"
+[ -d "$data" ] || install -d -o "$uid" -g "$uid" -m 700 "$data"
+owner=$(stat -c %u "$data")
+[ "$owner" != 0 ] || fail "agent $AGENT: its data directory $data belongs to root; give it to the agent's UID (chown -R -P $uid:$uid $data) or remove it, then apply again"
+had_config=""
+had_env=""
+check_file "$owner" config.yaml && had_config=yes
+check_file "$owner" .env && had_env=yes
+
 # Networks: the agent's own, internal (no route out), on a /24 of 10.213.0.0/16 that no other
 # network or route of this host uses, so that the agent keeps one address (.10) for the
 # reverse proxy across restarts and reboots; the host's egress network for proxies.
@@ -119,41 +137,41 @@ fi
 mkdir -p "$egress_conf"
 chmod 755 /etc/hermes-infra /etc/hermes-infra/egress "$egress_conf"
 proxy_changed=""
-for f in tinyproxy.conf filter; do
+for f in tinyproxy.conf filter egress.health; do
     if ! cmp -s "$stage/$f" "$egress_conf/$f"; then
         install -m 644 "$stage/$f" "$egress_conf/$f"
         proxy_changed=yes
     fi
 done
-running_proxy=$(docker container inspect -f '{{.Image}} {{.State.Running}}' "$proxy" 2>/dev/null || true)
-if [ -n "$proxy_changed" ] || [ "$running_proxy" != "$egress_id true" ]; then
+# A proxy without a health check (made by an older version) or found unhealthy is made anew.
+running_proxy=$(docker container inspect -f '{{.Image}} {{.State.Running}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$proxy" 2>/dev/null || true)
+case "$running_proxy" in "$egress_id true healthy" | "$egress_id true starting") ;; *) proxy_changed=yes ;; esac
+if [ -n "$proxy_changed" ]; then
     docker rm -f "$proxy" >/dev/null 2>&1 || true
     set -- $(labels_of)
     docker run -d --name "$proxy" --pull=never --read-only --cap-drop=ALL \
         --security-opt=no-new-privileges --restart=unless-stopped --memory=64m \
         --memory-swap=64m --cpus=0.5 --pids-limit=64 --network="$egress_net" \
         --mount "type=bind,src=$egress_conf,dst=/etc/tinyproxy,readonly" \
+        --health-cmd="$(cat "$egress_conf/egress.health")" --health-interval=30s \
+        --health-timeout=5s --health-retries=3 --health-start-period=5s \
         "$@" "$egress_id" >/dev/null
     docker network connect --alias egress "$net" "$proxy"
     add egress-proxy
 fi
 
-# The data directory (the agent's /opt/data), owned by the image's user.
-install -d -o root -g root -m 755 /srv/hermes
-install -d -o root -g root -m 755 "$home"
-install -d -o 10000 -g 10000 -m 700 "$data"
-install -o 10000 -g 10000 -m 640 "$stage/config.yaml" "$stage/config.yaml.new"
+install -m 600 "$stage/config.yaml" "$stage/config.yaml.new"
 key=""
-if [ -f "$data/.env" ]; then
-    key=$(sed -n "s/^API_SERVER_KEY='\([0-9a-f]*\)'\$/\1/p" "$data/.env" | head -n 1)
-fi
+[ -z "$had_env" ] || key=$(read_file "$owner" .env | sed -n "s/^API_SERVER_KEY='\([0-9a-f]*\)'\$/\1/p" | head -n 1)
 [ -n "$key" ] || key=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 { cat "$stage/env"; printf "API_SERVER_KEY='%s'\n" "$key"; } >"$stage/env.new"
 files_changed=""
-cmp -s "$stage/config.yaml.new" "$data/config.yaml" || files_changed=yes
-cmp -s "$stage/env.new" "$data/.env" || files_changed=yes
+read_file "$owner" config.yaml | cmp -s "$stage/config.yaml.new" - || files_changed=yes
+read_file "$owner" .env | cmp -s "$stage/env.new" - || files_changed=yes
 # The container's own settings (limits, environment, ...) as last started.
 cmp -s "$stage/run.args" "/etc/hermes-infra/agents/$AGENT.args" || files_changed=yes
+[ "$owner" = "$uid" ] || files_changed=yes
+[ "$(stat -c %a "$data")" = 700 ] || chmod 700 "$data"
 
 # The reverse proxy's way to this agent (when the host has one).
 upstream() {
@@ -179,14 +197,16 @@ if [ -z "$files_changed" ] && [ "$running" = "$image_id true" ]; then
 fi
 
 # First, the new image and configuration in a scratch home while the agent keeps serving.
+# The scratch home is made anew, after any earlier trial run is gone, inside a root-only
+# directory: no process of the agent's can have reached into it.
+docker rm -f "$preflight" >/dev/null 2>&1 || true
 rm -rf "$scratch"
 install -d -o root -g root -m 700 "$state/preflight"
 install -d -o root -g root -m 755 "$scratch"
-install -d -o 10000 -g 10000 -m 700 "$scratch/data"
-install -o 10000 -g 10000 -m 640 "$stage/config.yaml" "$scratch/data/config.yaml"
+install -d -o "$uid" -g "$uid" -m 700 "$scratch/data"
+install -o "$uid" -g "$uid" -m 640 "$stage/config.yaml" "$scratch/data/config.yaml"
 { cat "$stage/preflight.env"; printf "API_SERVER_KEY='%s'\n" "$key"; } >"$stage/preflight.env.new"
-install -o 10000 -g 10000 -m 600 "$stage/preflight.env.new" "$scratch/data/.env"
-docker rm -f "$preflight" >/dev/null 2>&1 || true
+install -o "$uid" -g "$uid" -m 600 "$stage/preflight.env.new" "$scratch/data/.env"
 if ! args_of "$stage/preflight.args" >/dev/null 2>"$stage/run.err" ||
     ! healthy_within "$preflight" "$HEALTHY_WITHIN"; then
     echo "the new agent did not become healthy within ${HEALTHY_WITHIN}s in a scratch home; the running agent was left as it was. What it said:" >&2
@@ -207,18 +227,25 @@ if docker container inspect "$container" >/dev/null 2>&1; then
     docker rename "$container" "$previous"
     had_previous=yes
 fi
-[ -f "$data/config.yaml" ] && cp -p "$data/config.yaml" "$stage/config.yaml.old"
-[ -f "$data/.env" ] && cp -p "$data/.env" "$stage/env.old"
-mv "$stage/config.yaml.new" "$data/config.yaml"
-install -o 10000 -g 10000 -m 600 "$stage/env.new" "$data/.env"
+# No gateway of this agent runs now: data another UID owns becomes the agent's (links
+# themselves, never their targets), and the files are replaced by the agent's own UID.
+if [ "$owner" != "$uid" ]; then
+    chown -R -P -h "$uid:$uid" "$data"
+    chmod 700 "$data"
+fi
+[ -z "$had_config" ] || read_file "$uid" config.yaml >"$stage/config.yaml.old"
+[ -z "$had_env" ] || read_file "$uid" .env >"$stage/env.old"
+write_file "$uid" config.yaml 640 <"$stage/config.yaml.new"
+write_file "$uid" .env 600 <"$stage/env.new"
 if ! args_of "$stage/run.args" "--ip=$agent_ip" >/dev/null 2>"$stage/run.err" ||
     ! healthy_within "$container" "$HEALTHY_WITHIN"; then
     echo "the new agent did not become healthy within ${HEALTHY_WITHIN}s on its data; the previous one was started again. What it said:" >&2
     sed 's/^/    /' "$stage/run.err" >&2
     last_words "$container"
     docker rm -f "$container" >/dev/null 2>&1 || true
-    [ -f "$stage/config.yaml.old" ] && cp -p "$stage/config.yaml.old" "$data/config.yaml"
-    [ -f "$stage/env.old" ] && cp -p "$stage/env.old" "$data/.env"
+    [ -z "$had_config" ] || write_file "$uid" config.yaml 640 <"$stage/config.yaml.old"
+    [ -z "$had_env" ] || write_file "$uid" .env 600 <"$stage/env.old"
+    [ "$owner" = "$uid" ] || chown -R -P -h "$owner:$owner" "$data"
     if [ -n "$had_previous" ]; then
         docker rename "$previous" "$container"
         docker start "$container" >/dev/null

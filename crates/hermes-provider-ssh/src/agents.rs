@@ -19,6 +19,9 @@ use crate::scripts::{self, as_root, with_settings};
 /// The word in an agent's `docker run` arguments that the host replaces with the id its image
 /// tag names there, so that containers run pinned to an image id (CIS Docker 5.28).
 pub(crate) const IMAGE_PLACEHOLDER: &str = "@HERMES_INFRA_IMAGE_ID@";
+/// The word in an agent's `docker run` arguments that the host replaces with the agent's own
+/// `UID:GID`, allocated there on its first deploy (`assets/agent-files.sh`).
+pub(crate) const USER_PLACEHOLDER: &str = "@HERMES_INFRA_AGENT_USER@";
 /// How long a new gateway may take to report healthy, in a scratch home and on its data.
 const HEALTHY_WITHIN_SECONDS: u32 = 180;
 /// Where agents' manifests live on their host.
@@ -128,6 +131,7 @@ pub(crate) async fn apply(
         hermes_render::agent_env_file(agent, &trial, &secrets).map_err(|e| fail(agent, host, e))?;
     let egress =
         hermes_render::egress_proxy_files(agent, &spec).map_err(|e| fail(agent, host, e))?;
+    let egress_health = hermes_render::egress_health_command();
     let names = Names::of(agent);
     let mut labels = hermes_core::labels::ownership(&ctx.scope, &desired.address);
     labels.insert(hermes_core::labels::ROLE.to_owned(), "agent".to_owned());
@@ -136,6 +140,7 @@ pub(crate) async fn apply(
         image: IMAGE_PLACEHOLDER.to_owned(),
         network: names.network.clone(),
         data_dir: names.data.clone(),
+        user: USER_PLACEHOLDER.to_owned(),
         egress_proxy: format!("egress:{EGRESS_PROXY_PORT}"),
         labels: labels.clone(),
     };
@@ -178,6 +183,7 @@ pub(crate) async fn apply(
         ("preflight.env", trial_env.expose().as_bytes()),
         ("tinyproxy.conf", egress.config.as_bytes()),
         ("filter", egress.filter.as_bytes()),
+        ("egress.health", egress_health.as_bytes()),
         ("run.args", run_text.as_bytes()),
         ("preflight.args", preflight_text.as_bytes()),
         ("labels", label_text.as_bytes()),
@@ -224,12 +230,13 @@ pub(crate) async fn apply(
         ("AGENT", agent.to_owned()),
         ("IMAGE", image),
         ("IMAGE_PLACEHOLDER", IMAGE_PLACEHOLDER.to_owned()),
+        ("USER_PLACEHOLDER", USER_PLACEHOLDER.to_owned()),
         ("EGRESS_IMAGE", inner.settings.egress_image.clone()),
         ("AUDIT_WHO", ctx.holder.replace(['"', '\n'], "")),
         ("AUDIT_PLAN", ctx.plan_hash.clone()),
         ("HEALTHY_WITHIN", HEALTHY_WITHIN_SECONDS.to_string()),
     ];
-    let script = as_root(&with_settings(&settings, scripts::AGENT));
+    let script = as_root(&with_settings(&settings, &scripts::for_agent(scripts::AGENT)));
     let remote = inner.remote(host, &ctx.world).await?;
     let output = match remote
         .run(&format!("agent {agent}"), &script, &payload)
@@ -340,7 +347,10 @@ impl crate::SshHostProvider {
         let output = remote
             .run(
                 &format!("rotate {agent}"),
-                &as_root(&with_settings(&settings, scripts::ROTATE)),
+                &as_root(&with_settings(
+                    &settings,
+                    &scripts::for_agent(scripts::ROTATE),
+                )),
                 &[],
             )
             .await

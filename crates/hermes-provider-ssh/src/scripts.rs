@@ -9,6 +9,9 @@ pub(crate) const PHASE: &str = include_str!("../assets/phase.sh");
 pub(crate) const CONFIRM: &str = include_str!("../assets/confirm.sh");
 /// Undoes a lockout-protected change at once after a fresh login failed.
 pub(crate) const REVERT: &str = include_str!("../assets/revert.sh");
+/// How root reaches into an agent's data directory: as the data's owner, never through a
+/// link. The head of [`AGENT`] and [`ROTATE`] (see [`for_agent`]).
+pub(crate) const AGENT_FILES: &str = include_str!("../assets/agent-files.sh");
 /// One agent: networks, egress proxy, data directory, health-gated container.
 pub(crate) const AGENT: &str = include_str!("../assets/agent.sh");
 /// A new API key for one agent.
@@ -16,6 +19,11 @@ pub(crate) const ROTATE: &str = include_str!("../assets/rotate.sh");
 
 /// Images from the stack's registry (login, CA, pull).
 pub(crate) const PULL: &str = include_str!("../assets/pull.sh");
+
+/// An agent script ([`AGENT`], [`ROTATE`]) with the helpers it stands on ([`AGENT_FILES`]).
+pub(crate) fn for_agent(script: &str) -> String {
+    format!("{AGENT_FILES}{script}")
+}
 
 /// `value` as one single-quoted shell word.
 pub(crate) fn quote(value: &str) -> String {
@@ -46,6 +54,9 @@ pub(crate) fn as_root(script: &str) -> String {
 }
 
 #[cfg(test)]
+mod agent_files_spec;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -60,7 +71,15 @@ mod tests {
 
     #[test]
     fn every_script_is_valid_sh() {
-        for script in [FACTS, PHASE, CONFIRM, REVERT, AGENT, ROTATE, PULL] {
+        for script in [
+            FACTS,
+            PHASE,
+            CONFIRM,
+            REVERT,
+            &for_agent(AGENT),
+            &for_agent(ROTATE),
+            PULL,
+        ] {
             let status = std::process::Command::new("sh")
                 .args(["-n", "-c", script])
                 .status()

@@ -4,8 +4,8 @@
 //!
 //! The container follows `shared/reference/hermes-agent.md` §10 and the CIS Docker Benchmark
 //! section 5 (`hardening.md` §5): image by reference the caller pins, read-only root, tmpfs
-//! `/run` and `/tmp`, every capability dropped (the image starts as UID 10000, so nothing needs
-//! one back), no new privileges, memory without swap, CPU and process limits, a health check
+//! `/run` and `/tmp`, every capability dropped (the gateway runs as a UID of its agent's own, so
+//! nothing needs one back), no new privileges, memory without swap, CPU and process limits, a health check
 //! on `/health`, a restart policy, a stop grace for draining, an internal network whose only
 //! way out is the egress proxy, and no published port.
 
@@ -19,7 +19,8 @@ use hermes_core::Secret;
 use crate::RenderError;
 use crate::templates::{AGENT, render_from};
 
-/// The user and group the image's gateway runs as (the upstream image's `hermes` user).
+/// The user and group the image's files belong to (the upstream image's `hermes` user). No
+/// deployed agent runs as it: each has a UID of its own (see [`Placement::user`]).
 pub const HERMES_UID: u32 = 10_000;
 /// The port of the gateway's OpenAI-compatible API inside the container.
 pub const API_PORT: u16 = 8642;
@@ -186,7 +187,7 @@ impl AgentSpec {
     }
 }
 
-fn spec_error(agent: &str, message: impl Into<String>) -> RenderError {
+pub(crate) fn spec_error(agent: &str, message: impl Into<String>) -> RenderError {
     RenderError::Agent {
         agent: agent.to_owned(),
         message: message.into(),
@@ -351,6 +352,9 @@ pub struct Placement {
     pub network: String,
     /// The data directory on the host, mounted at [`DATA_MOUNT`].
     pub data_dir: String,
+    /// The agent's own `UID:GID` (each agent has one of its own, never [`HERMES_UID`], which
+    /// the image's files belong to), or a word the host replaces with it.
+    pub user: String,
     /// The egress proxy's address on the agent's network (`name:port`).
     pub egress_proxy: String,
     /// Ownership labels.
@@ -368,7 +372,7 @@ pub fn agent_run_args(spec: &AgentSpec, placement: &Placement) -> Vec<String> {
         "-d".into(),
         format!("--name={}", placement.container),
         "--pull=never".into(),
-        format!("--user={HERMES_UID}:{HERMES_UID}"),
+        format!("--user={}", placement.user),
         "--read-only".into(),
         "--tmpfs=/run:rw,noexec,nosuid,nodev,size=16m".into(),
         "--tmpfs=/tmp:rw,noexec,nosuid,nodev,size=256m".into(),
@@ -399,6 +403,8 @@ pub fn agent_run_args(spec: &AgentSpec, placement: &Placement) -> Vec<String> {
     for var in ["NO_PROXY", "no_proxy"] {
         args.push(format!("--env={var}=localhost,127.0.0.1"));
     }
+    // The agent's UID has no passwd entry in the image: its home is its data.
+    args.push(format!("--env=HOME={DATA_MOUNT}"));
     for (key, value) in &spec.env {
         args.push(format!("--env={key}={value}"));
     }
@@ -436,53 +442,6 @@ fn health_command(spec: &AgentSpec) -> String {
     command
 }
 
-/// The egress proxy's files for an agent: its configuration and its filter (one anchored
-/// extended regular expression per allowed hostname; `*.example.com` allows the subdomains of
-/// `example.com`, not the name itself).
-pub fn egress_proxy_files(name: &str, spec: &AgentSpec) -> Result<EgressFiles, RenderError> {
-    let mut context = tera::Context::new();
-    context.insert("agent", name);
-    context.insert("port", &EGRESS_PROXY_PORT);
-    let config = render_from(AGENT, "tinyproxy.conf.tera", &context)?;
-    let mut filter = String::new();
-    for host in &spec.egress {
-        let _ = writeln!(filter, "{}", host_pattern(name, host)?);
-    }
-    Ok(EgressFiles { config, filter })
-}
-
-/// The egress proxy's configuration and filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EgressFiles {
-    /// `tinyproxy.conf`.
-    pub config: String,
-    /// The filter: one pattern a line.
-    pub filter: String,
-}
-
-fn host_pattern(agent: &str, host: &str) -> Result<String, RenderError> {
-    let (subdomains, name) = match host.strip_prefix("*.") {
-        Some(rest) => (true, rest),
-        None => (false, host),
-    };
-    let valid = !name.is_empty()
-        && name
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    if !valid {
-        return Err(spec_error(
-            agent,
-            format!("egress host `{host}` is not a hostname"),
-        ));
-    }
-    let escaped = name.to_ascii_lowercase().replace('.', "\\.");
-    Ok(if subdomains {
-        format!("^([a-z0-9-]+\\.)+{escaped}$")
-    } else {
-        format!("^{escaped}$")
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -501,20 +460,5 @@ mod tests {
         assert!(quote_env_value("a\nb").is_none());
         assert!(quote_env_value("a\rb").is_none());
         assert!(quote_env_value("it's ${HOME}").is_none());
-    }
-
-    #[test]
-    fn egress_patterns_are_anchored() {
-        assert_eq!(
-            host_pattern("a", "api.openai.com").unwrap(),
-            "^api\\.openai\\.com$"
-        );
-        assert_eq!(
-            host_pattern("a", "*.example.com").unwrap(),
-            "^([a-z0-9-]+\\.)+example\\.com$"
-        );
-        assert!(host_pattern("a", "evil.com$|.*").is_err());
-        assert!(host_pattern("a", "").is_err());
-        assert!(host_pattern("a", "a..b").is_err());
     }
 }

@@ -9,6 +9,7 @@
 mod agent;
 mod agent_image;
 mod docker;
+mod egress;
 mod hardening;
 mod proxy;
 mod sysctl;
@@ -18,12 +19,13 @@ use serde::Serialize;
 
 pub use agent::{
     API_KEY_VAR, API_PORT, AgentSpec, BotSpec, DASHBOARD_PORT, DATA_MOUNT, DashboardSpec,
-    EGRESS_PROXY_PORT, EgressFiles, FALLBACK_KEY_VAR, HERMES_UID, LimitsSpec, MODEL_KEY_VAR,
+    EGRESS_PROXY_PORT, FALLBACK_KEY_VAR, HERMES_UID, LimitsSpec, MODEL_KEY_VAR,
     MessagingSpec, ModelSpec, Placement, STOP_GRACE_SECONDS, agent_config, agent_env_file,
-    agent_run_args, api_key_line, egress_proxy_files,
+    agent_run_args, api_key_line,
 };
 pub use agent_image::agent_image_install_script;
 pub use docker::docker_files;
+pub use egress::{EgressFiles, egress_health_command, egress_proxy_files};
 pub use hardening::{ADMIN_GROUP, HardeningSpec, hardening_files};
 pub use proxy::{ACME_SCRIPT, LETS_ENCRYPT, ProxySpec, Route, proxy_files};
 pub use sysctl::{SysctlLevel, sysctl_level};

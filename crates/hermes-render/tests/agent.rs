@@ -50,6 +50,7 @@ fn placement() -> Placement {
         image: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned(),
         network: "hermes-acme".to_owned(),
         data_dir: "/srv/hermes/acme/data".to_owned(),
+        user: "10003:10003".to_owned(),
         egress_proxy: "hermes-acme-egress:8888".to_owned(),
         labels: BTreeMap::from([
             ("hermes-infra/stack".to_owned(), "shop".to_owned()),
@@ -110,7 +111,8 @@ fn the_container_is_locked_down_and_its_arguments_hold_no_secret() {
         "--read-only",
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
-        "--user=10000:10000",
+        "--user=10003:10003",
+        "--env=HOME=/opt/data",
         "--memory=2g",
         "--memory-swap=2g",
         "--cpus=1.5",
@@ -166,4 +168,46 @@ fn the_egress_proxy_allows_the_listed_hosts_only() {
     );
     let bad = spec(json!({"egress": ["evil.com|.*"]}));
     assert!(egress_proxy_files("acme", &bad).is_err());
+}
+
+#[test]
+fn the_egress_proxy_limits_ports_as_well_as_names() {
+    let files = egress_proxy_files(
+        "acme",
+        &spec(json!({
+            "model": {"provider": "custom", "model": "m", "base-url": "https://llm.example.net:8443/v1"},
+            "fallback-model": {"provider": "custom", "model": "l", "base-url": "http://llm.internal:8000/v1"},
+            "egress": ["api.openai.com", "llm.example.net", "llm.internal"],
+        })),
+    )
+    .unwrap();
+    let filter: Vec<&str> = files.filter.lines().collect();
+    assert!(files.config.contains("FilterURLs On"), "{}", files.config);
+    // HTTPS: every allowed name on 443, and the model's own port for the model alone.
+    assert!(filter.contains(&"^api\\.openai\\.com:443$"), "{filter:?}");
+    assert!(filter.contains(&"^llm\\.example\\.net:8443$"), "{filter:?}");
+    let connect: Vec<&str> = files
+        .config
+        .lines()
+        .filter(|l| l.starts_with("ConnectPort"))
+        .collect();
+    assert_eq!(connect, ["ConnectPort 443", "ConnectPort 8443"]);
+    // Plain HTTP: only to the plain-HTTP model endpoint, on its port.
+    let http: Vec<&&str> = filter.iter().filter(|l| l.contains("http://")).collect();
+    assert_eq!(http, [&"^http://llm\\.internal:8000(/|$)"]);
+    // Every pattern is anchored at both ends or at a path boundary.
+    assert!(
+        filter
+            .iter()
+            .all(|l| l.starts_with('^') && (l.ends_with('$') || l.ends_with("(/|$)"))),
+        "{filter:?}"
+    );
+}
+
+#[test]
+fn the_egress_proxys_health_check_leaves_nothing_out() {
+    let health = hermes_render::egress_health_command();
+    assert!(health.contains("/dev/tcp/127.0.0.1/8888"), "{health}");
+    assert!(health.contains(".invalid/"), "{health}");
+    assert!(health.contains("403"), "{health}");
 }
