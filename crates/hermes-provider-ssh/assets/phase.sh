@@ -80,22 +80,47 @@ done <"$stage/files.list"
 if has systemd-unit; then
     systemctl daemon-reload
 fi
-# The proxy's certificates exist before nginx is installed (it starts on install).
+# The proxy's certificates exist before nginx is installed (it may start on install).
 if has certificates; then
     /usr/lib/hermes-infra/proxy-certs || fail "the proxy's certificates could not be made"
 fi
 
+# Debian's nginx starts as soon as it is installed, with its default site (port 80) and welcome
+# page: a policy-rc.d of ours (only where the host has none; marked, so that a run cut off
+# during the install has it removed by the next) keeps it stopped until both are gone and our
+# configuration has passed nginx -t below.
+norc=/usr/sbin/policy-rc.d
+norc_mark="# hermes-infra: no service starts during this install"
+if grep -qxF "$norc_mark" "$norc" 2>/dev/null; then
+    rm -f "$norc"
+fi
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
+    case " $missing " in
+        *" nginx "*)
+            if [ ! -e "$norc" ]; then
+                trap 'rm -f "$norc"' EXIT
+                printf '#!/bin/sh\n%s\nexit 101\n' "$norc_mark" >"$norc"
+                chmod 755 "$norc"
+            fi
+            ;;
+    esac
     # Wait (at most 5 minutes) for another apt run, such as a fresh host's apt-daily timer.
     apt-get update -qq -o DPkg::Lock::Timeout=300 >"$state/apt.log" 2>&1 || { tail -n 20 "$state/apt.log" >&2; fail "apt-get update failed"; }
     apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef \
         -o Dpkg::Options::=--force-confold $missing >>"$state/apt.log" 2>&1 ||
         { tail -n 20 "$state/apt.log" >&2; fail "installing$missing failed"; }
+    case " $missing " in
+        *" nginx "*) rm -f /etc/nginx/sites-enabled/default /var/www/html/index.nginx-debian.html ;;
+    esac
+    if grep -qxF "$norc_mark" "$norc" 2>/dev/null; then
+        rm -f "$norc"
+        trap - EXIT
+    fi
 fi
 
 if [ "$lockout" = yes ]; then
@@ -193,8 +218,8 @@ if has docker; then
 fi
 if has nginx; then
     # Debian's default site (port 80, a welcome page), made when nginx is first installed, is
-    # not ours to serve.
-    rm -f /etc/nginx/sites-enabled/default
+    # not ours to serve (nor is the page, which nginx-common puts back on an upgrade).
+    rm -f /etc/nginx/sites-enabled/default /var/www/html/index.nginx-debian.html
     nginx -t >"$state/nginx.log" 2>&1 || { tail -n 20 "$state/nginx.log" >&2; fail "nginx -t refused the new configuration"; }
     systemctl enable nginx >/dev/null 2>&1 || true
     systemctl reload-or-restart nginx || fail "nginx did not reload"

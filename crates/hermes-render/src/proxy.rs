@@ -2,7 +2,10 @@
 //! hostname, forwarding to that agent only, from the desired `reverse-proxy` attributes. Its
 //! certificates come from a local CA kept on the host (`self-signed`), or from an ACME
 //! directory (`acme`: Debian's certbot, HTTP-01 through nginx on port 80, renewed by certbot's
-//! timer), with the local CA's as stand-ins until they are issued.
+//! timer), with the local CA's as stand-ins until they are issued. Each server answers 421 to
+//! a request for another name than its TLS session's, hides nginx's version, sends one HSTS
+//! header, offers TLS 1.2 with ECDHE and AEAD ciphers only, and limits each client's rate per
+//! hostname (see `templates/proxy/agents.conf.tera`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -35,6 +38,12 @@ pub struct ProxySpec {
     #[serde(default)]
     pub acme_ca: Option<String>,
 }
+
+/// TLS 1.2's cipher suites: ECDHE key exchange with AEAD ciphers only (no CBC, SHA-1, CCM,
+/// ARIA, Camellia or DHE). TLS 1.3 keeps OpenSSL's suites, which are all of that kind.
+const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+                             ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+                             ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 /// Let's Encrypt's production ACME directory.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -110,6 +119,7 @@ pub fn proxy_files(spec_: &ProxySpec, acme_ca: Option<&str>) -> Result<Rendered,
     context.insert("routes", &spec_.routes);
     context.insert("allow_from", &spec_.allow_from);
     context.insert("acme", &acme);
+    context.insert("ciphers", TLS12_CIPHERS);
     let conf = render(Phase::ReverseProxy, "agents.conf.tera", &context)?;
     let certs = render(Phase::ReverseProxy, "proxy-certs.sh.tera", &context)?;
     let issue = render(Phase::ReverseProxy, "proxy-acme.sh.tera", &context)?;
