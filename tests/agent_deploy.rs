@@ -322,6 +322,16 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
 
     // The canary is in the agent's 0600 .env and nowhere Docker, the process list, the
     // manifest or the state shows.
+    let acme_uid = stack
+        .on(
+            "h",
+            "sudo awk '$1 == \"acme\" { print $2 }' /etc/hermes-infra/agents/uids",
+        )
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(acme_uid.parse::<u32>().unwrap() > 10_000, "{acme_uid}");
     let env_file = stack
         .on(
             "h",
@@ -329,7 +339,11 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
              sudo grep -c CRM_TOKEN /srv/hermes/acme/data/.env",
         )
         .ok();
-    assert_eq!(env_file.stdout.trim(), "600 10000\n1", "{env_file:?}");
+    assert_eq!(
+        env_file.stdout.trim(),
+        format!("600 {acme_uid}\n1"),
+        "{env_file:?}"
+    );
     let shown = stack
         .on(
             "h",
@@ -354,7 +368,7 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     let uid = stack
         .run("exec", &["acme", "--", "id", "-u"], SHORT_TIMEOUT)
         .ok();
-    assert_eq!(uid.stdout.trim(), "10000", "{uid:?}");
+    assert_eq!(uid.stdout.trim(), acme_uid, "its own user: {uid:?}");
     let version = stack
         .run(
             "exec",
@@ -390,8 +404,10 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
     stack
         .on(
             "h",
-            "sudo sh -c 'head -c 4096 /dev/urandom >/srv/hermes/acme/data/marker; \
-             chown 10000:10000 /srv/hermes/acme/data/marker'",
+            &format!(
+                "sudo sh -c 'head -c 4096 /dev/urandom >/srv/hermes/acme/data/marker; \
+                 chown {acme_uid}:{acme_uid} /srv/hermes/acme/data/marker'"
+            ),
         )
         .ok();
     let data = || {

@@ -363,23 +363,21 @@ async fn the_built_agent_answers_its_key_through_its_egress_proxy_only() {
     let llm_host = &spec.egress[0];
     let other_port = run(curl(format!("http://{llm_host}:8081/"), false)).await;
     assert_eq!(other_port.1, "403", "another port: {other_port:?}");
-    let tunnel = run(
-        [
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_connect}",
-            "--max-time",
-            "5",
-            "--proxytunnel",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([format!("http://{llm_host}:8080/")])
-        .collect(),
-    )
+    let tunnel = run([
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_connect}",
+        "--max-time",
+        "5",
+        "--proxytunnel",
+    ]
+    .map(str::to_owned)
+    .into_iter()
+    .chain([format!("http://{llm_host}:8080/")])
+    .collect())
     .await;
     assert_eq!(tunnel.1, "403", "CONNECT to the HTTP port: {tunnel:?}");
     let refused = run(curl(format!("http://{}:8080/", forbidden.alias()), false)).await;

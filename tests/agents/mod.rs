@@ -101,6 +101,40 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// A request whose TLS name is `sni` and whose `Host` header is `host`, with `key`: the
+    /// HTTP status.
+    pub(crate) fn misrouted(&self, sni: &str, host: &str, key: &str) -> String {
+        let headers = self.scratch.path().join("headers");
+        std::fs::write(
+            &headers,
+            format!("Host: {host}\nAuthorization: Bearer {key}\n"),
+        )
+        .unwrap();
+        let ca = self.scratch.path().join("ca.crt");
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "30",
+                "--resolve",
+                &format!("{sni}:443:{}", self.address),
+                "--cacert",
+                ca.to_str().unwrap(),
+                "-H",
+                &format!("@{}", headers.display()),
+                "-w",
+                "%{http_code}",
+                &format!("https://{sni}/v1/models"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 /// The API key agent `agent` answers on `host` (kept in its data directory's `.env`).
 pub(crate) fn api_key(stack: &Stack, host: &str, agent: &str) -> String {
     stack

@@ -236,7 +236,10 @@ pub(crate) async fn apply(
         ("AUDIT_PLAN", ctx.plan_hash.clone()),
         ("HEALTHY_WITHIN", HEALTHY_WITHIN_SECONDS.to_string()),
     ];
-    let script = as_root(&with_settings(&settings, &scripts::for_agent(scripts::AGENT)));
+    let script = as_root(&with_settings(
+        &settings,
+        &scripts::for_agent(scripts::AGENT),
+    ));
     let remote = inner.remote(host, &ctx.world).await?;
     let output = match remote
         .run(&format!("agent {agent}"), &script, &payload)

@@ -152,9 +152,15 @@ mod tests {
     #[test]
     fn endpoints_name_their_port() {
         let e = Endpoint::parse("http://llm.internal:8000/v1").unwrap();
-        assert_eq!((e.https, e.host.as_str(), e.port), (false, "llm.internal", 8000));
+        assert_eq!(
+            (e.https, e.host.as_str(), e.port),
+            (false, "llm.internal", 8000)
+        );
         let e = Endpoint::parse("https://api.example.com/v1").unwrap();
-        assert_eq!((e.https, e.host.as_str(), e.port), (true, "api.example.com", 443));
+        assert_eq!(
+            (e.https, e.host.as_str(), e.port),
+            (true, "api.example.com", 443)
+        );
         assert!(Endpoint::parse("ftp://x/").is_none());
         assert!(Endpoint::parse("http://:80/").is_none());
     }

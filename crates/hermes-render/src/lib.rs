@@ -19,9 +19,9 @@ use serde::Serialize;
 
 pub use agent::{
     API_KEY_VAR, API_PORT, AgentSpec, BotSpec, DASHBOARD_PORT, DATA_MOUNT, DashboardSpec,
-    EGRESS_PROXY_PORT, FALLBACK_KEY_VAR, HERMES_UID, LimitsSpec, MODEL_KEY_VAR,
-    MessagingSpec, ModelSpec, Placement, STOP_GRACE_SECONDS, agent_config, agent_env_file,
-    agent_run_args, api_key_line,
+    EGRESS_PROXY_PORT, FALLBACK_KEY_VAR, HERMES_UID, LimitsSpec, MODEL_KEY_VAR, MessagingSpec,
+    ModelSpec, Placement, STOP_GRACE_SECONDS, agent_config, agent_env_file, agent_run_args,
+    api_key_line,
 };
 pub use agent_image::agent_image_install_script;
 pub use docker::docker_files;

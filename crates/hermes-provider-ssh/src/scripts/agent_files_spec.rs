@@ -1,7 +1,10 @@
 //! How root reaches into an agent's data directory (`assets/agent-files.sh`), run for real with
 //! this machine's shell as root: the agent's planted links, FIFOs and other users' files give
 //! root's powers to nobody.
-#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -100,7 +103,10 @@ fn a_planted_link_is_refused_and_neither_read_nor_written_through() {
     assert!(written.status.success(), "{written:?}");
     assert_eq!(std::fs::read_to_string(&f.secret).unwrap(), "ROOT-SECRET\n");
     let replaced = std::fs::symlink_metadata(f.path(".env")).unwrap();
-    assert!(replaced.file_type().is_file(), "the name was replaced, not followed");
+    assert!(
+        replaced.file_type().is_file(),
+        "the name was replaced, not followed"
+    );
     assert_eq!(replaced.uid(), AGENT);
 }
 
@@ -111,7 +117,10 @@ fn a_fifo_is_refused_at_once() {
     assert!(made.success());
     let checked = f.run(&format!("check_file {AGENT} .env"));
     assert_eq!(checked.status.code(), Some(3), "{checked:?}");
-    assert!(stderr(&checked).contains("not a regular file"), "{checked:?}");
+    assert!(
+        stderr(&checked).contains("not a regular file"),
+        "{checked:?}"
+    );
     // Even unchecked, a read does not wait for a writer (timeout would answer 124).
     let read = f.run(&format!("read_file {AGENT} .env; echo done"));
     assert_eq!(String::from_utf8_lossy(&read.stdout), "done\n", "{read:?}");
@@ -140,7 +149,10 @@ fn root_is_never_the_user_acted_as() {
         let read = f.run(&format!("read_file '{uid}' config.yaml"));
         assert_eq!(read.status.code(), Some(3), "uid {uid:?}: {read:?}");
         assert!(read.stdout.is_empty());
-        assert!(stderr(&read).contains("refusing to act as user"), "{read:?}");
+        assert!(
+            stderr(&read).contains("refusing to act as user"),
+            "{read:?}"
+        );
     }
 }
 
