@@ -96,6 +96,7 @@ pub(crate) async fn exec(
 pub(crate) async fn rotate(
     args: &StackArgs,
     agent: &str,
+    actor: &hermes_core::Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
@@ -110,8 +111,7 @@ pub(crate) async fn rotate(
         .into_iter()
         .map(|o| (o.address.clone(), o))
         .collect();
-    ssh.rotate_api_key(agent, &host, &world, &hermes_state::this_process_holder())
-        .await?;
+    ssh.rotate_api_key(agent, &host, &world, actor).await?;
     printer.err(&format!(
         "agent `{agent}` on host `{host}` has a new API key; the old one no longer works. It is \
          kept only on the host: `hermes-infra exec {} {agent} -- sh -c 'grep ^API_SERVER_KEY= \

@@ -1,6 +1,8 @@
 //! The shell scripts run on hosts (embedded from `assets/`), and how they are given their
 //! settings and run as root.
 
+use hermes_core::Actor;
+
 /// Facts: one JSON line, read-only.
 pub(crate) const FACTS: &str = include_str!("../assets/facts.sh");
 /// One phase's files, packages, reloads, under a revert timer for sshd and the firewall.
@@ -20,6 +22,18 @@ pub(crate) const PULL: &str = include_str!("../assets/pull.sh");
 /// `value` as one single-quoted shell word.
 pub(crate) fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// `actor` as the host scripts record it (`AUDIT_WHO`, written as `who="..."` in the audit
+/// log). The revert script that `phase.sh` writes embeds it in a single-quoted word, so it
+/// must never hold a quote: only the characters an [`Actor`] may hold are kept. A valid actor
+/// holds no others; filtering here keeps that guarantee next to the scripts that rely on it.
+pub(crate) fn audit_who(actor: &Actor) -> String {
+    actor
+        .as_str()
+        .chars()
+        .filter(|c| Actor::allows(*c))
+        .collect()
 }
 
 /// `script` preceded by `NAME='value'` lines.
@@ -67,5 +81,45 @@ mod tests {
                 .expect("sh runs");
             assert!(status.success(), "sh -n refused a script");
         }
+    }
+
+    #[test]
+    fn the_revert_line_keeps_a_hostile_actor_inside_its_quotes() {
+        let actor = Actor::lossy("o'brien\"; touch /tmp/pwned; \\\n x=$(id)`id`");
+        let who = audit_who(&actor);
+        assert!(
+            !who.contains(['\'', '"', '\\', '\n', '$', '`', ' ']),
+            "{who}"
+        );
+        // The line of phase.sh that writes the revert script's audit line, run for real.
+        let line = PHASE
+            .lines()
+            .find(|l| l.contains("result=reverted"))
+            .expect("phase.sh audits reverts");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let script = with_settings(
+            &[
+                ("AUDIT_WHO", who.clone()),
+                ("AUDIT_PLAN", "sha256:p".to_owned()),
+                ("PHASE", "host-hardening".to_owned()),
+                ("log", dir.path().display().to_string()),
+                ("revert", dir.path().join("revert.sh").display().to_string()),
+            ],
+            &format!("{line}\nsh \"$revert\"\n"),
+        );
+        let status = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .expect("sh runs");
+        assert!(status.success());
+        let log = std::fs::read_to_string(dir.path().join("audit.log")).expect("the audit line");
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(
+            lines[0].ends_with(&format!(
+                " who=\"{who}\" plan=sha256:p phase=host-hardening result=reverted"
+            )),
+            "{log}"
+        );
     }
 }
