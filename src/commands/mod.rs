@@ -7,6 +7,7 @@ pub(crate) mod hosts;
 pub(crate) mod image;
 mod init;
 mod plan;
+pub(crate) mod remote_command;
 mod rollback;
 mod tunnel;
 mod validate;
@@ -16,6 +17,7 @@ use hermes_core::Actor;
 
 use crate::Outcome;
 use crate::cli::{Cli, Command, ImageAction};
+use crate::commands::remote_command::RemoteCommand;
 use crate::output::Printer;
 
 /// Runs `command`; `actor` is who hosts record as making changes.
@@ -72,7 +74,10 @@ pub(crate) async fn run(
             host,
             accept_new_host_key,
             command,
-        } => hosts::ssh(&stack, &host, accept_new_host_key, &command, printer).await,
+        } => {
+            let remote = RemoteCommand::typed(&command);
+            hosts::ssh(&stack, &host, accept_new_host_key, &remote, printer).await
+        }
         Command::Power { state, stack, host } => hosts::power(&stack, &host, state, printer).await,
         Command::Logs {
             stack,
