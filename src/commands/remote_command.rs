@@ -12,9 +12,6 @@
 //! terminal is requested for it (`ssh -T`, whatever the ssh configuration says): a terminal
 //! would echo the frame back and could alter it.
 
-/// Exit status of a reader that found no whole frame.
-pub(crate) const NO_FRAME: i32 = 125;
-
 /// Reads one frame from standard input into `hermes_infra_cmd` (POSIX sh: dash, bash).
 pub(crate) const READ_FRAME: &str = r#"IFS= read -r hermes_infra_len || hermes_infra_len=
 case $hermes_infra_len in

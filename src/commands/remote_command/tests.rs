@@ -8,6 +8,9 @@ use std::process::{Command, Stdio};
 
 use super::*;
 
+/// How [`READ_FRAME`] exits when it finds no whole frame.
+const NO_FRAME: i32 = 125;
+
 /// Records its name and arguments (one a line) in `$FAKE_LOG`.
 const RECORD: &str = "printf '%s\\n' \"$(basename \"$0\")\" \"$@\" >>\"$FAKE_LOG\"\n";
 
