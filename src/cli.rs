@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hermes_core::Actor;
+use hermes_core::actor::{ACTOR_MAX_LEN, ACTOR_PUNCTUATION};
 
 /// hermes-infra: from an empty cloud account to hardened, self-hosted Hermes Agent deployments,
 /// from one TOML stack file.
@@ -27,6 +29,11 @@ pub(crate) struct GlobalArgs {
     /// Colour: auto (on a terminal, unless `NO_COLOR` is set), always or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub(crate) color: ColorChoice,
+    /// Who you are, as hosts record it in their audit log (default: `user@machine`).
+    ///
+    /// Letters, digits and `._@+-`, at most 64 characters (e.g. `alice@laptop`, `ci+deploy`).
+    #[arg(long, value_name = "NAME", env = "HERMES_INFRA_ACTOR", value_parser = parse_actor, global = true)]
+    pub(crate) actor: Option<Actor>,
 }
 
 /// When to colour output.
@@ -277,6 +284,16 @@ pub(crate) struct RunArgs {
     /// Result format.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) output: OutputFormat,
+}
+
+fn parse_actor(s: &str) -> Result<Actor, String> {
+    Actor::new(s).map_err(|e| {
+        format!(
+            "{e}; the actor (--actor or HERMES_INFRA_ACTOR) may hold only ASCII letters, digits \
+             and `{ACTOR_PUNCTUATION}`, 1 to {ACTOR_MAX_LEN} of them: e.g. `--actor \
+             alice@laptop`, or unset both for the default `user@machine`"
+        )
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -60,7 +60,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(commands::run(cli.command, printer));
+    let actor = cli
+        .global
+        .actor
+        .unwrap_or_else(hermes_state::this_process_actor);
+    let result = runtime.block_on(commands::run(cli.command, &actor, printer));
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(outcome) => ExitCode::from(outcome.code()),

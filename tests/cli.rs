@@ -197,3 +197,54 @@ fn a_missing_stack_file_is_a_clear_error() {
         out.stderr
     );
 }
+
+/// `--actor` and `HERMES_INFRA_ACTOR` name who hosts record in their audit log: a value that
+/// could break out of the hosts' quoting is a usage error (exit 2) naming both and the fix,
+/// before anything is read or contacted.
+#[test]
+fn an_unusable_actor_is_a_usage_error() {
+    let stack = repo().join("stacks/local.toml");
+    let stack = stack.to_str().unwrap();
+    let long = "a".repeat(65);
+    let runs = [
+        (
+            "flag with a quote",
+            hermes(&["--actor", "o'brien", "validate", stack]),
+        ),
+        (
+            "flag after the verb",
+            hermes(&["validate", stack, "--actor", "a b"]),
+        ),
+        ("empty flag", hermes(&["--actor", "", "validate", stack])),
+        ("long flag", hermes(&["--actor", &long, "validate", stack])),
+        (
+            "variable with a line break",
+            hermes(&["validate", stack]).env("HERMES_INFRA_ACTOR", "ci\nresult=ok"),
+        ),
+        (
+            "variable with a backslash",
+            hermes(&["validate", stack]).env("HERMES_INFRA_ACTOR", "ci\\x"),
+        ),
+    ];
+    for (what, cmd) in runs {
+        let out = cmd.run();
+        assert_eq!(out.code, 2, "{what}: {out:?}");
+        assert!(out.stdout.is_empty(), "{what}: {out:?}");
+        for needed in [
+            "--actor",
+            "HERMES_INFRA_ACTOR",
+            "e.g. `--actor alice@laptop`",
+        ] {
+            assert!(out.stderr.contains(needed), "{what}: {}", out.stderr);
+        }
+    }
+
+    let fine = hermes(&["--actor", "ci+deploy@runner-7", "validate", stack])
+        .env("HERMES_INFRA_ACTOR", "ignored-when-the-flag-is-given")
+        .run();
+    assert_eq!(fine.code, 0, "{fine:?}");
+    let from_env = hermes(&["validate", stack])
+        .env("HERMES_INFRA_ACTOR", "alice@laptop")
+        .run();
+    assert_eq!(from_env.code, 0, "{from_env:?}");
+}

@@ -8,13 +8,9 @@ use anyhow::{Context as _, bail};
 
 use crate::Outcome;
 use crate::cli::StackArgs;
+use crate::commands::remote_command::RemoteCommand;
 use crate::output::Printer;
 use crate::wiring;
-
-/// `word` as one single-quoted word for the host's shell (ssh joins its arguments).
-pub(crate) fn shell_word(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
-}
 
 /// The host agent `agent` runs on, from the stack.
 fn host_of(args: &StackArgs, agent: &str) -> anyhow::Result<String> {
@@ -70,7 +66,7 @@ pub(crate) async fn logs(
         command.push("--follow".to_owned());
     }
     command.push(container(agent));
-    super::hosts::ssh(args, &host, false, &command, printer).await
+    super::hosts::ssh(args, &host, false, &RemoteCommand::Words(command), printer).await
 }
 
 pub(crate) async fn exec(
@@ -83,19 +79,16 @@ pub(crate) async fn exec(
         bail!("name the command to run after `--`, for example `-- hermes --version`");
     }
     let host = host_of(args, agent)?;
-    let mut remote = vec![
-        "sudo".to_owned(),
-        "docker".to_owned(),
-        "exec".to_owned(),
-        container(agent),
-    ];
-    remote.extend(command.iter().map(|w| shell_word(w)));
+    // The command travels on the session's standard input, never in a command line: its
+    // words may hold secrets (sudo would log them, `ps` would show them).
+    let remote = RemoteCommand::in_container(&container(agent), command);
     super::hosts::ssh(args, &host, false, &remote, printer).await
 }
 
 pub(crate) async fn rotate(
     args: &StackArgs,
     agent: &str,
+    actor: &hermes_core::Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
@@ -110,8 +103,7 @@ pub(crate) async fn rotate(
         .into_iter()
         .map(|o| (o.address.clone(), o))
         .collect();
-    ssh.rotate_api_key(agent, &host, &world, &hermes_state::this_process_holder())
-        .await?;
+    ssh.rotate_api_key(agent, &host, &world, actor).await?;
     printer.err(&format!(
         "agent `{agent}` on host `{host}` has a new API key; the old one no longer works. It is \
          kept only on the host: `hermes-infra exec {} {agent} -- sh -c 'grep ^API_SERVER_KEY= \
@@ -119,15 +111,4 @@ pub(crate) async fn rotate(
         args.stack.display()
     ));
     Ok(Outcome::Done)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_reach_the_container_as_written() {
-        assert_eq!(shell_word("a b"), "'a b'");
-        assert_eq!(shell_word("it's; rm -rf /"), r"'it'\''s; rm -rf /'");
-    }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
+use hermes_core::Actor;
 use hermes_engine::{ApplyOptions, ApplyReport};
 use hermes_plan::{Desired, Plan, Target};
 use hermes_provider_ssh::{HostReport, SshHostProvider};
@@ -24,6 +25,7 @@ pub(crate) async fn apply(
     env: Option<&str>,
     run: &RunArgs,
     targets: &[Target],
+    actor: &Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     if let Some(saved) = SavedPlan::read_if_plan(target)? {
@@ -48,7 +50,7 @@ pub(crate) async fn apply(
         }
         let wired = wiring::wire(&loaded, printer).await?;
         crate::commands::image::before_apply(&loaded, &saved.plan, printer).await?;
-        return execute(&wired, &saved.plan, run, "apply", printer).await;
+        return execute(&wired, &saved.plan, run, "apply", actor, printer).await;
     }
     let (loaded, wired, plan) = plan::make(target, env, targets, printer).await?;
     show(&plan, run.output, printer);
@@ -60,13 +62,14 @@ pub(crate) async fn apply(
     }
     confirm(&plan, run.yes)?;
     crate::commands::image::before_apply(&loaded, &plan, printer).await?;
-    execute(&wired, &plan, run, "apply", printer).await
+    execute(&wired, &plan, run, "apply", actor, printer).await
 }
 
 pub(crate) async fn destroy(
     args: &StackArgs,
     run: &RunArgs,
     targets: &[Target],
+    actor: &Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
@@ -81,7 +84,7 @@ pub(crate) async fn destroy(
         allow_destroy: true,
         ..run.clone()
     };
-    run_plan(&wired, &plan, &run, "destroy", printer).await
+    run_plan(&wired, &plan, &run, "destroy", actor, printer).await
 }
 
 /// Shows the plan about to be applied (text only: with `--output json` the report is the result).
@@ -125,12 +128,14 @@ fn eprint_prompt(text: &str) {
     eprint!("{text}");
 }
 
-/// Shows `plan`, asks for confirmation (unless `--yes`) and applies it as `operation`.
+/// Shows `plan`, asks for confirmation (unless `--yes`) and applies it as `operation`, on
+/// behalf of `actor`.
 pub(crate) async fn run_plan(
     wired: &Wired,
     plan: &Plan,
     run: &RunArgs,
     operation: &str,
+    actor: &Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     show(plan, run.output, printer);
@@ -138,14 +143,17 @@ pub(crate) async fn run_plan(
         return Ok(Outcome::Done);
     }
     confirm(plan, run.yes)?;
-    execute(wired, plan, run, operation, printer).await
+    execute(wired, plan, run, operation, actor, printer).await
 }
 
+/// Applies `plan` through the engine: the lock names `actor` and this process, hosts record
+/// `actor` in their audit logs.
 async fn execute(
     wired: &Wired,
     plan: &Plan,
     run: &RunArgs,
     operation: &str,
+    actor: &Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let cancel = tokio_util::sync::CancellationToken::new();
@@ -158,7 +166,8 @@ async fn execute(
     let options = ApplyOptions {
         allow_destroy: run.allow_destroy,
         lock_wait: run.lock_wait,
-        holder: hermes_state::this_process_holder(),
+        holder: hermes_state::holder_for(actor),
+        actor: actor.clone(),
         operation: operation.to_owned(),
         cancel,
     };

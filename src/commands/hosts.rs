@@ -2,7 +2,9 @@
 //! `ssh HOST` (a shell or a command, with the pinned host key enforced) and `power on|off HOST`.
 
 use std::fmt::Write as _;
+use std::io::{Read, Write as _};
 use std::path::Path;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,6 +16,7 @@ use hermes_remote::HostKey;
 
 use crate::Outcome;
 use crate::cli::{OutputFormat, PowerState, StackArgs};
+use crate::commands::remote_command::RemoteCommand;
 use crate::output::Printer;
 use crate::wiring::{self, Wired};
 
@@ -191,11 +194,12 @@ async fn running_host(
     Ok((found, ip))
 }
 
+/// Runs `remote` on `host` over its pinned SSH connection; the outcome carries its exit status.
 pub(crate) async fn ssh(
     args: &StackArgs,
     host: &str,
     accept_new_host_key: bool,
-    command: &[String],
+    remote: &RemoteCommand,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
@@ -209,8 +213,7 @@ pub(crate) async fn ssh(
     )
     .await?;
     let status = target
-        .command(command)
-        .status()
+        .run(remote, std::io::stdin())
         .context("cannot run `ssh` (install openssh-client)")?;
     Ok(
         match status
@@ -291,8 +294,9 @@ impl PinnedSsh {
         })
     }
 
-    /// `ssh` to the host running `remote` (words joined by the host's shell; none: a shell).
-    pub(crate) fn command(&self, remote: &[String]) -> std::process::Command {
+    /// `ssh` to the host running `remote`. A hidden command gets no terminal (`-T`, whatever
+    /// the user's ssh configuration asks): its frame must reach the reader as sent.
+    pub(crate) fn command(&self, remote: &RemoteCommand) -> std::process::Command {
         let mut cmd = std::process::Command::new("ssh");
         cmd.arg("-i")
             .arg(&self.key)
@@ -308,13 +312,52 @@ impl PinnedSsh {
             ])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .args(["-p", &self.endpoint.port.to_string()])
-            .arg(format!("{}@{}", self.endpoint.user, self.endpoint.address));
-        if !remote.is_empty() {
-            cmd.arg("--").args(remote);
+            .args(["-p", &self.endpoint.port.to_string()]);
+        if remote.frame().is_some() {
+            cmd.arg("-T");
+        }
+        cmd.arg(format!("{}@{}", self.endpoint.user, self.endpoint.address));
+        let words = remote.remote_words();
+        if !words.is_empty() {
+            cmd.arg("--").args(words);
         }
         cmd
     }
+
+    /// Runs `remote` and waits for `ssh`; see [`run_framed`].
+    pub(crate) fn run(
+        &self,
+        remote: &RemoteCommand,
+        input: impl Read + Send + 'static,
+    ) -> std::io::Result<ExitStatus> {
+        run_framed(self.command(remote), remote.frame(), input)
+    }
+}
+
+/// Runs `cmd` and waits for it. With a `frame` (a hidden command's), the frame goes first on
+/// its standard input, then `input` (this process's standard input) as it comes, copied by a
+/// thread that is not waited for: it may still be waiting on a terminal when the command is
+/// done. The end of `input` closes the pipe, which tells the command its input ended.
+fn run_framed(
+    mut cmd: std::process::Command,
+    frame: Option<Vec<u8>>,
+    input: impl Read + Send + 'static,
+) -> std::io::Result<ExitStatus> {
+    let Some(frame) = frame else {
+        return cmd.status();
+    };
+    let mut child = cmd.stdin(Stdio::piped()).spawn()?;
+    let Some(mut to_child) = child.stdin.take() else {
+        return child.wait();
+    };
+    std::thread::spawn(move || {
+        let mut input = input;
+        if to_child.write_all(&frame).is_ok() {
+            // Ends at the end of `input`, or when the command stops reading.
+            let _ = std::io::copy(&mut input, &mut to_child);
+        }
+    });
+    child.wait()
 }
 
 /// Pins the key `host` presents now, after checking it against what the provider reads through
@@ -384,4 +427,71 @@ pub(crate) async fn power(
         if on { "on" } else { "off" }
     ));
     Ok(Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned() -> PinnedSsh {
+        PinnedSsh {
+            key: "/keys/admin".into(),
+            known_hosts: "/keys/known_hosts".into(),
+            endpoint: HostEndpoint {
+                host: "web-1".to_owned(),
+                address: "192.0.2.7".to_owned(),
+                port: 2222,
+                user: "admin".to_owned(),
+            },
+        }
+    }
+
+    fn args(cmd: &std::process::Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_typed_command_is_in_no_argument_and_gets_no_terminal() {
+        let typed = RemoteCommand::typed(&["echo".to_owned(), "s3cr3t".to_owned()]);
+        let args = args(&pinned().command(&typed));
+        assert!(args.contains(&"-T".to_owned()), "{args:?}");
+        assert!(!args.iter().any(|a| a.contains("s3cr3t")), "{args:?}");
+        let at = args.iter().position(|a| a == "admin@192.0.2.7");
+        assert_eq!(
+            args.get(at.map_or(0, |i| i + 1)).map(String::as_str),
+            Some("--")
+        );
+        assert_eq!(
+            args.len(),
+            at.map_or(0, |i| i + 3),
+            "one reader word: {args:?}"
+        );
+    }
+
+    #[test]
+    fn shells_and_fixed_words_keep_today_s_arguments() {
+        let shell = args(&pinned().command(&RemoteCommand::Shell));
+        assert!(!shell.contains(&"-T".to_owned()) && !shell.contains(&"--".to_owned()));
+        assert_eq!(shell.last().map(String::as_str), Some("admin@192.0.2.7"));
+        let logs = RemoteCommand::Words(vec!["sudo".to_owned(), "docker".to_owned()]);
+        let logs = args(&pinned().command(&logs));
+        assert!(!logs.contains(&"-T".to_owned()));
+        assert!(logs.ends_with(&["admin@192.0.2.7", "--", "sudo", "docker"].map(String::from)));
+    }
+
+    #[test]
+    fn the_frame_goes_first_then_the_input() {
+        // `cat` stands in for ssh: what reaches its standard input lands in a file.
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let out = dir.path().join("out");
+        let mut cat = std::process::Command::new("cat");
+        cat.stdout(std::fs::File::create(&out).expect("create"));
+        let typed = RemoteCommand::typed(&["ls".to_owned()]);
+        let input = std::io::Cursor::new(b"typed input".to_vec());
+        let status = run_framed(cat, typed.frame(), input).expect("cat runs");
+        assert!(status.success());
+        assert_eq!(std::fs::read(&out).expect("read"), b"2\nls\ntyped input");
+    }
 }

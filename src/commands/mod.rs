@@ -7,17 +7,25 @@ pub(crate) mod hosts;
 pub(crate) mod image;
 mod init;
 mod plan;
+pub(crate) mod remote_command;
 mod rollback;
 mod tunnel;
 mod validate;
 
 use clap::CommandFactory;
+use hermes_core::Actor;
 
 use crate::Outcome;
 use crate::cli::{Cli, Command, ImageAction};
+use crate::commands::remote_command::RemoteCommand;
 use crate::output::Printer;
 
-pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Outcome> {
+/// Runs `command`; `actor` is who hosts record as making changes.
+pub(crate) async fn run(
+    command: Command,
+    actor: &Actor,
+    printer: Printer,
+) -> anyhow::Result<Outcome> {
     match command {
         Command::Init { path, name, force } => init::run(&path, name.as_deref(), force, printer),
         Command::Validate { stack, output } => validate::run(&stack, output, printer),
@@ -43,12 +51,22 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             env,
             run,
             targets,
-        } => apply::apply(&target, env.as_deref(), &run, &targets.targets, printer).await,
+        } => {
+            apply::apply(
+                &target,
+                env.as_deref(),
+                &run,
+                &targets.targets,
+                actor,
+                printer,
+            )
+            .await
+        }
         Command::Destroy {
             stack,
             run,
             targets,
-        } => apply::destroy(&stack, &run, &targets.targets, printer).await,
+        } => apply::destroy(&stack, &run, &targets.targets, actor, printer).await,
         Command::Status { stack, output } => hosts::status(&stack, output, printer).await,
         Command::Audit { stack, output } => audit::run(&stack, output, printer).await,
         Command::Ssh {
@@ -56,7 +74,10 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             host,
             accept_new_host_key,
             command,
-        } => hosts::ssh(&stack, &host, accept_new_host_key, &command, printer).await,
+        } => {
+            let remote = RemoteCommand::typed(&command);
+            hosts::ssh(&stack, &host, accept_new_host_key, &remote, printer).await
+        }
         Command::Power { state, stack, host } => hosts::power(&stack, &host, state, printer).await,
         Command::Logs {
             stack,
@@ -69,12 +90,12 @@ pub(crate) async fn run(command: Command, printer: Printer) -> anyhow::Result<Ou
             agent,
             command,
         } => agents::exec(&stack, &agent, &command, printer).await,
-        Command::Rotate { stack, agent } => agents::rotate(&stack, &agent, printer).await,
+        Command::Rotate { stack, agent } => agents::rotate(&stack, &agent, actor, printer).await,
         Command::Tunnel { stack, agent, port } => {
             tunnel::tunnel(&stack, &agent, port, printer).await
         }
         Command::Rollback { stack, agent, run } => {
-            rollback::rollback(&stack, &agent, &run, printer).await
+            rollback::rollback(&stack, &agent, &run, actor, printer).await
         }
         Command::Image {
             action: ImageAction::Build { stack, output },

@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 
 use hermes_core::resource::IMAGE_ID_ATTR;
 use hermes_core::seams::StateStore as _;
-use hermes_core::{Address, Kind, Resource};
+use hermes_core::{Actor, Address, Kind, Resource};
 use hermes_plan::{Desired, Target};
 
 use crate::Outcome;
@@ -23,6 +23,7 @@ pub(crate) async fn rollback(
     args: &StackArgs,
     agent: &str,
     run: &RunArgs,
+    actor: &Actor,
     printer: Printer,
 ) -> anyhow::Result<Outcome> {
     let (loaded, wired) = wiring::load(args, printer).await?;
@@ -92,7 +93,7 @@ pub(crate) async fn rollback(
         short(now),
         short(&previous)
     ));
-    let outcome = super::apply::run_plan(&wired, &plan, run, "rollback", printer)
+    let outcome = super::apply::run_plan(&wired, &plan, run, "rollback", actor, printer)
         .await
         .with_context(|| format!("rollback of agent `{agent}`"))?;
     if matches!(outcome, Outcome::Done) {

@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::Outcome;
 use crate::cli::StackArgs;
-use crate::commands::agents::shell_word;
 use crate::commands::hosts::PinnedSsh;
+use crate::commands::remote_command::{RemoteCommand, shell_word};
 use crate::output::Printer;
 use crate::wiring;
 
@@ -62,20 +62,22 @@ pub(crate) async fn tunnel(
     }
     let host = spec.host.clone();
     let ssh = PinnedSsh::to(&wired, &loaded.scope(), &host, &args.stack, false, printer).await?;
-    let remote: Vec<String> = [
-        "sudo",
-        "docker",
-        "exec",
-        "-i",
-        &format!("hermes-agent-{agent}"),
-        "python3",
-        "-c",
-        RELAY,
-        &hermes_render::DASHBOARD_PORT.to_string(),
-    ]
-    .iter()
-    .map(|w| shell_word(w))
-    .collect();
+    let remote = RemoteCommand::Words(
+        [
+            "sudo",
+            "docker",
+            "exec",
+            "-i",
+            &format!("hermes-agent-{agent}"),
+            "python3",
+            "-c",
+            RELAY,
+            &hermes_render::DASHBOARD_PORT.to_string(),
+        ]
+        .iter()
+        .map(|w| shell_word(w))
+        .collect(),
+    );
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .with_context(|| {

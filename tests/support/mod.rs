@@ -23,6 +23,7 @@ pub(crate) fn hermes(args: &[&str]) -> Cmd {
     cmd.args(args)
         .env_remove("HERMES_INFRA_ENV")
         .env_remove("HERMES_INFRA_LOG")
+        .env_remove("HERMES_INFRA_ACTOR")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null());
     Cmd(cmd)

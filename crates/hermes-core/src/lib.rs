@@ -5,6 +5,7 @@
 //! This crate does no I/O and knows no cloud, SSH library or file format: it only names things
 //! so that the stack loader, the planner, the engine and the providers agree on them.
 
+pub mod actor;
 pub mod digest;
 pub mod labels;
 pub mod resource;
@@ -12,5 +13,6 @@ pub mod seams;
 pub mod secret;
 pub mod version;
 
+pub use actor::Actor;
 pub use resource::{Address, Attrs, Kind, ObservedResource, Resource, Scope};
 pub use secret::{Secret, SecretRef, SecretRefError};

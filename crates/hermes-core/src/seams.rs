@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::actor::Actor;
 use crate::resource::{Address, Kind, ObservedResource, Resource, Scope};
 use crate::secret::{Secret, SecretRef};
 
@@ -66,6 +67,9 @@ pub struct StepContext {
     pub plan_hash: String,
     /// Who is applying it (`user@machine (pid N)`, as recorded in the lock).
     pub holder: String,
+    /// Who is applying it, as hosts record it in their audit log (`--actor`, or
+    /// `user@machine`): no process id, nothing that needs quoting.
+    pub actor: Actor,
 }
 
 /// Observes and changes resources of some kinds: a cloud (hosts, keys, firewalls), the local

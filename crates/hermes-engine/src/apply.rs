@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use hermes_core::Actor;
 use hermes_core::seams::LockInfo;
 use hermes_plan::{PLAN_FORMAT, Plan};
 
@@ -26,6 +27,8 @@ pub struct ApplyOptions {
     pub lock_wait: Duration,
     /// Who is running, recorded in the lock (`user@machine (pid N)`).
     pub holder: String,
+    /// Who is running, as hosts record it in their audit logs (`user@machine`, no process id).
+    pub actor: Actor,
     /// What is being done, recorded in the lock (`apply`, `kill`, ...).
     pub operation: String,
     /// Fire to stop (Ctrl-C): no new step starts, running steps finish, the lock is released and
@@ -95,7 +98,7 @@ impl Engine {
         self.reporter.event(&Event::LockAcquired);
 
         let outcome = self
-            .apply_locked(plan, &schedule, &options.cancel, &lock, report)
+            .apply_locked(plan, &schedule, &options, &lock, report)
             .await;
         let released = self.store.unlock(scope, &lock.id).await;
         match (outcome, released) {
@@ -121,11 +124,12 @@ impl Engine {
         &self,
         plan: &Plan,
         schedule: &Schedule,
-        cancel: &CancellationToken,
+        options: &ApplyOptions,
         lock: &LockInfo,
         report: ApplyReport,
     ) -> Result<ApplyReport, EngineError> {
         let scope = &plan.scope;
+        let cancel = &options.cancel;
         let observed = tokio::select! {
             observed = self.observe(scope) => observed?,
             () = cancel.cancelled() => return Ok(self.cancelled_before_steps(report, schedule)),
@@ -147,7 +151,7 @@ impl Engine {
             self,
             scope,
             cancel,
-            &lock.holder,
+            (&lock.holder, &options.actor),
             world,
             report,
             schedule.len(),

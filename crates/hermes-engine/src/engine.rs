@@ -29,7 +29,11 @@ pub const DEFAULT_LOCK_POLL: Duration = Duration::from_secs(1);
 /// use hermes_engine::{ApplyOptions, Engine, NoReporter};
 ///
 /// let engine = Engine::new(providers, store, Arc::new(NoReporter), secrets).with_concurrency(8);
-/// let options = ApplyOptions { holder: "alice@laptop (pid 42)".into(), ..ApplyOptions::default() };
+/// let options = ApplyOptions {
+///     holder: "alice@laptop (pid 42)".into(),
+///     actor: hermes_core::Actor::lossy("alice@laptop"),
+///     ..ApplyOptions::default()
+/// };
 /// let report = engine.apply(&plan, options).await?;
 /// assert!(report.is_success());
 /// # Ok(()) }

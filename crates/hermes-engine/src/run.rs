@@ -12,7 +12,7 @@ use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
 
 use hermes_core::seams::{Provider, ProviderError, StepContext};
-use hermes_core::{Address, ObservedResource, Scope};
+use hermes_core::{Actor, Address, ObservedResource, Scope};
 
 use crate::engine::Engine;
 use crate::error::StepError;
@@ -36,8 +36,10 @@ pub(crate) struct Run<'a> {
     engine: &'a Engine,
     scope: &'a Scope,
     cancel: &'a CancellationToken,
-    /// Who is applying (recorded by providers that keep an audit trail).
+    /// Who is applying, as the lock records it.
     holder: String,
+    /// Who is applying, as providers that keep an audit trail record it.
+    actor: Actor,
     /// Everything observed, updated with the results of finished steps.
     world: Arc<BTreeMap<Address, ObservedResource>>,
     report: ApplyReport,
@@ -54,7 +56,7 @@ impl<'a> Run<'a> {
         engine: &'a Engine,
         scope: &'a Scope,
         cancel: &'a CancellationToken,
-        holder: &str,
+        (holder, actor): (&str, &Actor),
         world: BTreeMap<Address, ObservedResource>,
         report: ApplyReport,
         total: usize,
@@ -64,6 +66,7 @@ impl<'a> Run<'a> {
             scope,
             cancel,
             holder: holder.to_owned(),
+            actor: actor.clone(),
             world: Arc::new(world),
             report,
             total,
@@ -168,6 +171,7 @@ impl<'a> Run<'a> {
             world: Arc::clone(&self.world),
             plan_hash: self.report.plan_hash.clone(),
             holder: self.holder.clone(),
+            actor: self.actor.clone(),
         };
         self.engine.reporter.event(&Event::StepStarted {
             address: step.address.clone(),

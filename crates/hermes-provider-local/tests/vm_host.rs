@@ -162,6 +162,7 @@ async fn a_vm_host_boots_debians_cloud_kernel_and_is_reached_with_its_pinned_key
         world: Arc::new(BTreeMap::new()),
         plan_hash: "sha256:test".to_owned(),
         holder: "vm_host test".to_owned(),
+        actor: hermes_core::Actor::new("vm_host-test").unwrap(),
     };
     let desired = Resource::new(Address::new(Kind::Host, "vm-1"))
         .attr("size", "small")

@@ -151,6 +151,7 @@ fi
 systemctl reload ssh 2>/dev/null || systemctl restart ssh
 REVERT
     echo "rm -rf '$backup' '$revert'" >>"$revert"
+    # AUDIT_WHO holds no quote (an actor is letters, digits and ._@+-): safe between '...'.
     echo "printf '%s who=\"%s\" plan=%s phase=%s result=reverted\n' \"\$(date -u +%Y-%m-%dT%H:%M:%SZ)\" '$AUDIT_WHO' '$AUDIT_PLAN' '$PHASE' >>'$log/audit.log'" >>"$revert"
     systemctl stop "$unit.timer" >/dev/null 2>&1 || true
     systemctl reset-failed "$unit.service" "$unit.timer" >/dev/null 2>&1 || true

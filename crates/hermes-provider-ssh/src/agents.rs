@@ -232,7 +232,7 @@ pub(crate) async fn apply(
         ("IMAGE_PLACEHOLDER", IMAGE_PLACEHOLDER.to_owned()),
         ("USER_PLACEHOLDER", USER_PLACEHOLDER.to_owned()),
         ("EGRESS_IMAGE", inner.settings.egress_image.clone()),
-        ("AUDIT_WHO", ctx.holder.replace(['"', '\n'], "")),
+        ("AUDIT_WHO", scripts::audit_who(&ctx.actor)),
         ("AUDIT_PLAN", ctx.plan_hash.clone()),
         ("HEALTHY_WITHIN", HEALTHY_WITHIN_SECONDS.to_string()),
     ];
@@ -340,11 +340,11 @@ impl crate::SshHostProvider {
         agent: &str,
         host: &str,
         world: &BTreeMap<hermes_core::Address, ObservedResource>,
-        who: &str,
+        who: &hermes_core::Actor,
     ) -> Result<(), ProviderError> {
         let settings = [
             ("AGENT", agent.to_owned()),
-            ("AUDIT_WHO", who.replace(['"', '\n'], "")),
+            ("AUDIT_WHO", scripts::audit_who(who)),
         ];
         let remote = self.inner.remote(host, world).await?;
         let output = remote

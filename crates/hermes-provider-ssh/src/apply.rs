@@ -132,7 +132,7 @@ pub(crate) async fn phase(
 
     let audit = [
         ("PHASE", step.to_owned()),
-        ("AUDIT_WHO", ctx.holder.replace(['"', '\n'], "")),
+        ("AUDIT_WHO", scripts::audit_who(&ctx.actor)),
         ("AUDIT_PLAN", ctx.plan_hash.clone()),
     ];
     let hardening = phase == Phase::HostHardening;

@@ -44,4 +44,6 @@ mod local;
 mod process;
 
 pub use local::LocalStateStore;
-pub use process::{lock_info_for_this_process, this_process_holder};
+pub use process::{
+    holder_for, lock_info_for_this_process, this_process_actor, this_process_holder,
+};

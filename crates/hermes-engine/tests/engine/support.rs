@@ -79,6 +79,7 @@ pub(crate) fn options() -> ApplyOptions {
         allow_destroy: false,
         lock_wait: Duration::ZERO,
         holder: "test@here (pid 1)".to_owned(),
+        actor: hermes_core::Actor::lossy("test@here"),
         operation: "apply".to_owned(),
         cancel: tokio_util::sync::CancellationToken::new(),
     }
