@@ -17,6 +17,7 @@
 mod agents;
 mod hardening;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -242,16 +243,15 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
     }
     // bash's /dev/tcp says what the kernel said (a refusal, no route) and `timeout` 124 when
     // the packets were dropped.
-    let probes: String = targets
-        .iter()
-        .map(|t| {
-            let (ip, port) = t.rsplit_once(':').unwrap();
-            format!(
-                "(m=$(timeout 4 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' 2>&1); \
-                 echo \"{t} exit=$? $m\") & "
-            )
-        })
-        .collect();
+    let mut probes = String::new();
+    for target in &targets {
+        let (ip, port) = target.rsplit_once(':').unwrap();
+        let _ = write!(
+            probes,
+            "(m=$(timeout 4 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' 2>&1); \
+             echo \"{target} exit=$? $m\") & "
+        );
+    }
     let answered = in_acme(&stack, &format!("{probes} wait"));
     assert_eq!(answered.lines().count(), targets.len(), "{answered}");
     for line in answered.lines() {
