@@ -245,6 +245,25 @@ fn applied_agents_answer_their_own_key_through_the_proxy_and_a_failed_upgrade_ke
         );
     }
 
+    // `audit`'s tenant boundary: a UID per agent owning its 0700 data, nothing on the host or
+    // of the neighbour answering from inside an agent (its own egress proxy does), and the
+    // proxy's TLS settings for each hostname (old protocols, CBC and non-ECDHE suites refused,
+    // one HSTS header, no version, 421 for a foreign Host).
+    let tenancy = &audited["hosts"]["h"]["tenancy"];
+    assert_eq!(tenancy["problems"], serde_json::json!([]), "{tenancy:#}");
+    let users = tenancy["users"].as_object().unwrap();
+    assert_eq!(users.keys().collect::<Vec<_>>(), ["acme", "globex"]);
+    assert_ne!(
+        users["acme"]["uids"], users["globex"]["uids"],
+        "{tenancy:#}"
+    );
+    assert!(tenancy["probes"].as_u64().unwrap() >= 10, "{tenancy:#}");
+    assert!(tenancy["tls_checks"].as_u64().unwrap() >= 16, "{tenancy:#}");
+    eprintln!(
+        "audit tenancy: {} probes from inside the agents, {} proxy checks, no problem",
+        tenancy["probes"], tenancy["tls_checks"]
+    );
+
     // Through the proxy from this machine: each hostname answers its own agent's key only.
     let key_of = |agent: &str| agents::api_key(&stack, "h", agent);
     let (acme_key, globex_key) = (key_of("acme"), key_of("globex"));

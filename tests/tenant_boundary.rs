@@ -9,6 +9,7 @@
 //!   them, names the path and the fix, and gives acme nothing: globex is untouched and answers
 //!   its own key only.
 //! - Data from before per-agent UIDs (the image's 10000) is migrated on the next apply, intact.
+//! - The host's audit log names the actor; its journal holds no key, secret or `exec` words.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -386,8 +387,17 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
         &stack,
         "rm /srv/hermes/acme/data/.env /srv/hermes/acme/data/config.yaml",
     );
-    let repaired = stack.apply(&[]).ok().json();
+    let repaired = stack.apply(&["--actor", "tenant-test@ci"]).ok().json();
     assert_eq!(addresses(&repaired, "done"), ["agent.acme"], "{repaired}");
+    // The host's audit log says who: the actor given, or the operator's user@machine.
+    let audit_log = root(&stack, "cat /var/log/hermes-infra/audit.log");
+    assert!(
+        audit_log
+            .lines()
+            .any(|l| l.contains("who=\"tenant-test@ci\"") && l.contains("agent=acme")),
+        "{audit_log}"
+    );
+    assert!(!audit_log.contains("who=\"unknown"), "{audit_log}");
     let acme_key = key_of("acme");
     assert_eq!(acme_key.len(), 64);
     assert_ne!(acme_key, globex_key);
@@ -429,4 +439,49 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
     );
     assert_eq!(key_of("globex"), globex_key, "the key was kept");
     assert_eq!(proxy.chat(GLOBEX, Some(&globex_key)).1, "200");
+
+    // Secrets never reach the host's journal: commands given to `exec` and `ssh` travel on
+    // standard input, and root scripts run from files, so sudo logs the tool's commands
+    // without the agents' keys, globex's secret or the operator's words. The patterns are
+    // made on the host from the files and from split words, never written whole in a command.
+    stack
+        .run(
+            "exec",
+            &["acme", "--", "sh", "-c", "echo exec-canary-7f3e >/dev/null"],
+            SHORT_TIMEOUT,
+        )
+        .ok();
+    stack.on("h", "echo ssh-canary-51c2 >/dev/null").ok();
+    let journal = root(
+        &stack,
+        "p=$(mktemp); \
+         for a in acme globex; do \
+           sed -n \"s/^API_SERVER_KEY='\\(.*\\)'\\$/\\1/p\" /srv/hermes/$a/data/.env >>\"$p\"; \
+         done; \
+         sed -n \"s/^GLOBEX_TOKEN='\\(.*\\)'\\$/\\1/p\" /srv/hermes/globex/data/.env >>\"$p\"; \
+         printf '%s-canary-%s\\n' exec 7f3e ssh 51c2 >>\"$p\"; \
+         echo \"patterns $(grep -c . \"$p\")\"; \
+         journalctl --no-pager -o cat >\"$p.j\"; \
+         echo \"sudo $(grep -c 'COMMAND=' \"$p.j\")\"; \
+         echo \"leaked $(grep -cF -f \"$p\" \"$p.j\")\"; \
+         rm -f \"$p\" \"$p.j\"",
+    );
+    let count = |what: &str| -> u64 {
+        journal
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{what} ")))
+            .unwrap_or_else(|| panic!("{what}: {journal}"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("patterns"), 5, "{journal}");
+    assert!(
+        count("sudo") > 10,
+        "sudo logged the tool's commands: {journal}"
+    );
+    assert_eq!(
+        count("leaked"),
+        0,
+        "a secret or a command's words in the journal"
+    );
 }

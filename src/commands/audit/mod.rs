@@ -3,7 +3,9 @@
 //! installed if missing; on container hosts with the one `hermes-compare` profile that skips the
 //! tests only the kernel's owner can pass, on hosts that own their kernel with Lynis' default
 //! profile alone), fail2ban's jails, non-loopback listeners, pending security updates, and the
-//! CIS Docker Benchmark's section 5 on every running agent container. From this machine:
+//! CIS Docker Benchmark's section 5 on every running agent container, and the tenant boundary
+//! ([`tenancy`]: each agent's UID and data, probes from inside each agent to the host and its
+//! neighbours, the reverse proxy's TLS settings). From this machine:
 //! ssh-audit against the host's SSH port.
 //!
 //! Figures are figures, not a verdict: the exit code is 0 when every host could be audited, 1
@@ -13,6 +15,7 @@ mod parse;
 mod report;
 mod scripts;
 mod ssh_audit;
+mod tenancy;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -151,18 +154,22 @@ async fn audit_host(
         let agents = remote(ssh, world, host, "agents", &scripts::agent_containers())
             .await
             .and_then(|out| parse::agent_containers(&out));
+        let tenancy = remote(ssh, world, host, "tenancy", &scripts::tenancy())
+            .await
+            .map(|out| tenancy::parse(&out));
         let lynis = remote(ssh, world, host, "lynis", &scripts::lynis(profile))
             .await
             .and_then(|out| parse::lynis(&out));
-        (fail2ban, listeners, updates, agents, lynis)
+        (fail2ban, listeners, updates, agents, tenancy, lynis)
     };
-    let (ssh_audit, (fail2ban, listeners, updates, agents, lynis)) =
+    let (ssh_audit, (fail2ban, listeners, updates, agents, tenancy, lynis)) =
         tokio::join!(from_here, on_host);
     audit.ssh_audit = audit.keep(host, "ssh-audit", ssh_audit);
     audit.fail2ban = audit.keep(host, "fail2ban", fail2ban);
     audit.listeners = audit.keep(host, "listeners", listeners);
     audit.pending_security_updates = audit.keep(host, "security-updates", updates);
     audit.agents = audit.keep(host, "agents", agents);
+    audit.tenancy = audit.keep(host, "tenancy", tenancy);
     audit.lynis = audit.keep(host, "lynis", lynis).map(|run| Lynis {
         profile: profile.name(),
         run,

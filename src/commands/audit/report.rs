@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::parse::{AgentChecks, Fail2ban, LynisRun, SshAudit};
+use super::tenancy::Tenancy;
 
 /// How many of the largest Lynis point losses the text shows per host.
 const LOSSES_SHOWN: usize = 5;
@@ -34,6 +35,8 @@ pub(crate) struct HostAudit {
     pub(crate) pending_security_updates: Option<u32>,
     /// The CIS Docker section 5 checks of each running agent container, by agent.
     pub(crate) agents: Option<BTreeMap<String, AgentChecks>>,
+    /// The tenant boundary: agents' UIDs, probes from inside them, the proxy's TLS checks.
+    pub(crate) tenancy: Option<Tenancy>,
     /// Steps that failed, each naming the host and the step.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) errors: Vec<String>,
@@ -50,6 +53,7 @@ impl HostAudit {
             listeners: None,
             pending_security_updates: None,
             agents: None,
+            tenancy: None,
             errors: Vec::new(),
         }
     }
@@ -151,6 +155,15 @@ pub(crate) fn text(scope: &str, hosts: &BTreeMap<String, HostAudit>) -> String {
                 }
             }
         }
+        row(
+            "tenancy",
+            host.tenancy.as_ref().map_or_else(none, tenancy_line),
+        );
+        if let Some(tenancy) = &host.tenancy {
+            for problem in &tenancy.problems {
+                let _ = writeln!(out, "    problem: {problem}");
+            }
+        }
         for error in &host.errors {
             let _ = writeln!(out, "  error: {error}");
         }
@@ -160,6 +173,18 @@ pub(crate) fn text(scope: &str, hosts: &BTreeMap<String, HostAudit>) -> String {
 
 fn none() -> String {
     "not measured (see the error below)".to_owned()
+}
+
+fn tenancy_line(t: &Tenancy) -> String {
+    let uids: std::collections::BTreeSet<&u32> = t.users.values().flat_map(|u| &u.uids).collect();
+    format!(
+        "{} agent(s) on {} UID(s), {} probe(s) from inside agents, {} proxy check(s), {} problem(s)",
+        t.users.len(),
+        uids.len(),
+        t.probes,
+        t.tls_checks,
+        t.problems.len()
+    )
 }
 
 fn lynis_line(lynis: &Lynis) -> String {
@@ -219,6 +244,12 @@ mod tests {
         });
         host.listeners = Some(vec!["tcp 0.0.0.0:22 (sshd)".into()]);
         host.pending_security_updates = Some(0);
+        host.tenancy = Some(Tenancy {
+            probes: 17,
+            tls_checks: 9,
+            problems: vec!["agent acme: reached host 10.213.0.1:443".into()],
+            ..Tenancy::default()
+        });
         host
     }
 
@@ -238,6 +269,8 @@ mod tests {
             "jails recidive (0 banned), sshd (0 banned)",
             "tcp 0.0.0.0:22 (sshd)",
             "0 pending",
+            "0 agent(s) on 0 UID(s), 17 probe(s) from inside agents, 9 proxy check(s), 1 problem(s)",
+            "    problem: agent acme: reached host 10.213.0.1:443\n",
             "b-1 (own kernel)",
             "error: host `b-1`, step `ssh-audit`: missing",
         ] {

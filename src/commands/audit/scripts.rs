@@ -114,6 +114,11 @@ pub(crate) fn agent_containers() -> String {
     format!("{PRELUDE}{AGENT_CONTAINERS}")
 }
 
+/// The tenant boundary's script ([`super::tenancy::SCRIPT`]).
+pub(crate) fn tenancy() -> String {
+    format!("{PRELUDE}{}", super::tenancy::SCRIPT)
+}
+
 /// The fail2ban script.
 pub(crate) fn fail2ban() -> String {
     format!("{PRELUDE}{FAIL2BAN}")
