@@ -208,50 +208,58 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
     // From inside acme, directly: nothing on the host, nothing of globex's answers. Every
     // probe must time out or find no route (a refusal would prove the packet got there).
     let host_ip = stack.address("h");
-    let addresses_of = |network: &str, container: &str| {
+    let ips_of = |container: &str| -> Vec<String> {
         root(
             &stack,
             &format!(
-                "docker network inspect -f '{{{{range .IPAM.Config}}}}{{{{.Gateway}}}}{{{{end}}}}' {network}; \
-                 docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}} {{{{end}}}}' {container}"
+                "docker inspect -f '{{{{range .NetworkSettings.Networks}}}}{{{{.IPAddress}}}} {{{{end}}}}' {container}"
             ),
         )
-    };
-    let acme_net = addresses_of("hermes-net-acme", "hermes-agent-acme");
-    let bridge = acme_net.lines().next().unwrap().to_owned();
-    let globex_gateway = addresses_of("hermes-net-globex", "hermes-agent-globex")
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
-    let globex_proxy = addresses_of("hermes-egress", "hermes-egress-globex")
-        .lines()
-        .nth(1)
-        .unwrap()
         .split_whitespace()
         .map(str::to_owned)
-        .collect::<Vec<_>>();
+        .collect()
+    };
+    // Every address of the host (its own, docker0, each agent network's bridge).
+    let host_ips: Vec<String> = root(
+        &stack,
+        "ip -4 -o addr show | awk '$2 != \"lo\" { sub(/\\/.*/, \"\", $4); print $4 }'",
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    assert!(host_ips.contains(&host_ip), "{host_ips:?}");
+    let acme_ip = ips_of("hermes-agent-acme").remove(0);
+    let acme_prefix = &acme_ip[..acme_ip.rfind('.').unwrap() + 1];
+    let bridge = host_ips
+        .iter()
+        .find(|ip| ip.starts_with(acme_prefix))
+        .unwrap_or_else(|| panic!("the host has no address on acme's network: {host_ips:?}"))
+        .clone();
+    let globex_ip = ips_of("hermes-agent-globex").remove(0);
+    let globex_proxy = ips_of("hermes-egress-globex");
     let mut targets = Vec::new();
-    for ip in [bridge.as_str(), host_ip.as_str()] {
+    for ip in &host_ips {
         for port in [22, 443, 2375, 8642] {
             targets.push(format!("{ip}:{port}"));
         }
     }
-    targets.push(format!("{globex_gateway}:8642"));
+    targets.push(format!("{globex_ip}:8642"));
     for ip in &globex_proxy {
         targets.push(format!("{ip}:8888"));
     }
     // bash's /dev/tcp says what the kernel said (a refusal, no route) and `timeout` 124 when
-    // the packets were dropped.
+    // the packets were dropped; eight at a time, within acme's process limit.
     let mut probes = String::new();
-    for target in &targets {
+    for (n, target) in targets.iter().enumerate() {
         let (ip, port) = target.rsplit_once(':').unwrap();
         let _ = write!(
             probes,
             "(m=$(timeout 4 bash -c 'exec 3<>/dev/tcp/{ip}/{port}' 2>&1); \
              echo \"{target} exit=$? $m\") & "
         );
+        if n % 8 == 7 {
+            probes.push_str("wait; ");
+        }
     }
     let answered = in_acme(&stack, &format!("{probes} wait"));
     assert_eq!(answered.lines().count(), targets.len(), "{answered}");
@@ -287,7 +295,7 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
     for url in [
         format!("http://{host_ip}:443/"),
         format!("http://{bridge}:22/"),
-        format!("http://{globex_gateway}:8642/health"),
+        format!("http://{globex_ip}:8642/health"),
         format!("https://{GLOBEX}/health"),
         "http://fake-llm.hermes.test:8081/".to_owned(),
     ] {
