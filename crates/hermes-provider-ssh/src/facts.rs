@@ -141,6 +141,23 @@ impl Facts {
     }
 }
 
+/// `docker ps`'s status without its durations (`Exited (143) 2 seconds ago` is `Exited (143)`,
+/// `Up 1 minute (unhealthy)` is `Up (unhealthy)`): the plan's digest of what it saw must not
+/// change with the clock between planning and applying.
+fn timeless(status: &str) -> String {
+    let mut words = status.split_whitespace();
+    let mut kept: Vec<&str> = words.next().into_iter().collect();
+    let mut depth = 0_usize;
+    for word in words {
+        let opens = word.starts_with('(');
+        if depth > 0 || opens {
+            kept.push(word);
+        }
+        depth = (depth + word.matches('(').count()).saturating_sub(word.matches(')').count());
+    }
+    kept.join(" ")
+}
+
 /// One agent container as `docker ps` shows it.
 struct AgentContainer<'a> {
     image: &'a str,
@@ -196,14 +213,16 @@ impl Facts {
                         .insert("container".into(), "missing on the host".into());
                 }
                 Some(c) if c.state != "running" => {
-                    observed
-                        .drift
-                        .insert("container".into(), format!("{} ({})", c.state, c.status));
+                    observed.drift.insert(
+                        "container".into(),
+                        format!("{} ({})", c.state, timeless(c.status)),
+                    );
                 }
                 Some(c) if !c.status.contains("(healthy)") => {
-                    observed
-                        .drift
-                        .insert("container".into(), format!("not healthy ({})", c.status));
+                    observed.drift.insert(
+                        "container".into(),
+                        format!("not healthy ({})", timeless(c.status)),
+                    );
                 }
                 Some(c) => {
                     let tag = observed.attrs.get("image").and_then(|v| v.as_str());
@@ -418,6 +437,40 @@ mod tests {
             "the image it runs, for the state's history"
         );
         assert!(agents[0].drift.is_empty(), "{:?}", agents[0].drift);
+    }
+
+    #[test]
+    fn a_containers_drift_does_not_change_with_the_clock() {
+        for (status, timeless_status) in [
+            ("Exited (143) 2 seconds ago", "Exited (143)"),
+            ("Up 1 minute (unhealthy)", "Up (unhealthy)"),
+            (
+                "Up About a minute (health: starting)",
+                "Up (health: starting)",
+            ),
+            ("Restarting (1) Less than a second ago", "Restarting (1)"),
+            ("Created", "Created"),
+        ] {
+            assert_eq!(timeless(status), timeless_status);
+        }
+        let images = "hermes-agent:0.19.0|sha256:new;";
+        let drift = |status: &str| {
+            agent_facts(
+                &format!("hermes-agent-acme|sha256:new|exited|{status};"),
+                images,
+            )
+            .agents("web-1")[0]
+                .drift
+                .clone()
+        };
+        assert_eq!(
+            drift("Exited (143) 2 seconds ago"),
+            drift("Exited (143) 3 seconds ago")
+        );
+        assert_eq!(
+            drift("Exited (143) 2 seconds ago")["container"],
+            "exited (Exited (143))"
+        );
     }
 
     #[test]
