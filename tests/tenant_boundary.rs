@@ -229,7 +229,7 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
     .collect();
     assert!(host_ips.contains(&host_ip), "{host_ips:?}");
     let acme_ip = ips_of("hermes-agent-acme").remove(0);
-    let acme_prefix = &acme_ip[..acme_ip.rfind('.').unwrap() + 1];
+    let acme_prefix = &acme_ip[..=acme_ip.rfind('.').unwrap()];
     let bridge = host_ips
         .iter()
         .find(|ip| ip.starts_with(acme_prefix))
