@@ -118,6 +118,19 @@ fn loot_check(stack: &Stack) -> (String, String) {
     (victim, leaked)
 }
 
+/// The number after `key ` on the first line of `text` that starts with it.
+fn number_after<T: std::str::FromStr>(text: &str, key: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no `{key} N` line in: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Asserts that an apply-like run was refused for acme's planted `name`.
 fn refused(ran: &hardening::Ran, name: &str, why: &str) {
     assert_eq!(ran.code, 1, "{ran:#?}");
@@ -173,14 +186,7 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
 
     // Each agent its own UID, above the image's 10000; data 0700 and its own.
     let table = root(&stack, "cat /etc/hermes-infra/agents/uids");
-    let uid_of = |agent: &str| -> u32 {
-        table
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{agent} ")))
-            .unwrap_or_else(|| panic!("{agent} has no UID: {table}"))
-            .parse()
-            .unwrap()
-    };
+    let uid_of = |agent: &str| -> u32 { number_after(&table, agent) };
     let (acme_uid, globex_uid) = (uid_of("acme"), uid_of("globex"));
     assert!(acme_uid > 10_000 && globex_uid > 10_000, "{table}");
     assert_ne!(acme_uid, globex_uid);
@@ -474,14 +480,7 @@ fn a_hostile_tenant_gains_nothing_from_its_neighbour_or_its_host() {
          echo \"leaked $(grep -cF -f \"$p\" \"$p.j\")\"; \
          rm -f \"$p\" \"$p.j\"",
     );
-    let count = |what: &str| -> u64 {
-        journal
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{what} ")))
-            .unwrap_or_else(|| panic!("{what}: {journal}"))
-            .parse()
-            .unwrap()
-    };
+    let count = |what: &str| -> u64 { number_after(&journal, what) };
     assert_eq!(count("patterns"), 5, "{journal}");
     assert!(
         count("sudo") > 10,

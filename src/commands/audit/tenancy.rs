@@ -141,70 +141,17 @@ pub(crate) fn parse(output: &str) -> Tenancy {
         let Some((tag, rest)) = line.split_once(' ') else {
             continue;
         };
-        let words: Vec<&str> = rest.split_whitespace().collect();
         match tag {
-            "@@user" => user(&mut tenancy, &words),
+            "@@user" => user(&mut tenancy, &rest.split_whitespace().collect::<Vec<_>>()),
             "@@probe" => {
                 tenancy.probes += 1;
                 if let Some(problem) = probe(rest) {
                     tenancy.problems.push(problem);
                 }
             }
-            "@@tls" => {
+            "@@tls" | "@@hsts" | "@@server" | "@@misrouted" | "@@welcome" => {
                 tenancy.tls_checks += 1;
-                if let [name, check, result] = words[..] {
-                    let want = if matches!(check, "tls1.2-ecdhe-aead" | "tls1.3") {
-                        "handshake"
-                    } else {
-                        "refused"
-                    };
-                    if result != want {
-                        tenancy.problems.push(format!(
-                            "proxy {name}: {check} {}",
-                            if want == "handshake" {
-                                "is refused (clients need it)"
-                            } else {
-                                "is accepted (the proxy must refuse it)"
-                            }
-                        ));
-                    }
-                }
-            }
-            "@@hsts" => {
-                tenancy.tls_checks += 1;
-                if let [name, count] = words[..]
-                    && count != "1"
-                {
-                    tenancy.problems.push(format!(
-                        "proxy {name}: {count} Strict-Transport-Security headers (one wanted)"
-                    ));
-                }
-            }
-            "@@server" => {
-                tenancy.tls_checks += 1;
-                if let Some((name, server)) = rest.split_once(' ')
-                    && server.contains('/')
-                {
-                    tenancy.problems.push(format!(
-                        "proxy {name}: the Server header names a version ({server}): server_tokens off"
-                    ));
-                }
-            }
-            "@@misrouted" => {
-                tenancy.tls_checks += 1;
-                if let [name, code] = words[..]
-                    && code != "421"
-                {
-                    tenancy.problems.push(format!(
-                        "proxy {name}: a request for another Host over its TLS name answered {code}, not 421"
-                    ));
-                }
-            }
-            "@@welcome" => {
-                tenancy.tls_checks += 1;
-                tenancy
-                    .problems
-                    .push(format!("proxy: {rest} serves nginx's welcome page"));
+                tenancy.problems.extend(proxy_check(tag, rest));
             }
             "@@error" => tenancy.problems.push(rest.to_owned()),
             _ => {}
@@ -212,6 +159,45 @@ pub(crate) fn parse(output: &str) -> Tenancy {
     }
     shared_uids(&mut tenancy);
     tenancy
+}
+
+/// One check of the reverse proxy (`@@tls NAME CHECK RESULT`, `@@hsts NAME COUNT`,
+/// `@@server NAME HEADER`, `@@misrouted NAME CODE`, `@@welcome URL`): the problem it shows.
+fn proxy_check(tag: &str, rest: &str) -> Option<String> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    match (tag, &words[..]) {
+        ("@@tls", [name, check, result]) => {
+            let needed = matches!(*check, "tls1.2-ecdhe-aead" | "tls1.3");
+            let refused = *result != "handshake";
+            match (needed, refused) {
+                (true, true) => Some(format!(
+                    "proxy {name}: {check} is refused (clients need it)"
+                )),
+                (false, false) => Some(format!(
+                    "proxy {name}: {check} is accepted (the proxy must refuse it)"
+                )),
+                _ => None,
+            }
+        }
+        ("@@hsts", [name, count]) => (*count != "1").then(|| {
+            format!("proxy {name}: {count} Strict-Transport-Security headers (one wanted)")
+        }),
+        ("@@server", [name, ..]) => {
+            let server = rest[name.len()..].trim();
+            server.contains('/').then(|| {
+                format!(
+                    "proxy {name}: the Server header names a version ({server}): server_tokens off"
+                )
+            })
+        }
+        ("@@misrouted", [name, code]) => (*code != "421").then(|| {
+            format!(
+                "proxy {name}: a request for another Host over its TLS name answered {code}, not 421"
+            )
+        }),
+        ("@@welcome", _) => Some(format!("proxy: {rest} serves nginx's welcome page")),
+        _ => None,
+    }
 }
 
 /// `@@user NAME UID,UID OWNER MODE`.
